@@ -1,0 +1,204 @@
+"""``evaluate``: the loop's only currency. Base + 1.5x-fee stress backtests -> one scalar.
+
+The strategy is injected (``fit_fn``, ``portfolio_fn``; see :mod:`harness.plan`),
+never imported. The harness
+
+1. cuts the candles at :data:`~harness.contract.SEARCH_END` (the sealed holdout
+   is unreachable through :func:`evaluate`) and to the window plus warm-up,
+2. asks the strategy for bulk signals and a plan,
+3. audits causality: at :data:`~harness.contract.AUDIT_DAYS` days it recomputes
+   signals and plan from data truncated at that day and rejects any difference
+   (:class:`LookaheadError`),
+4. runs the base and stress backtests with pinned fees and capital and scores them.
+
+Only :func:`evaluate_holdout`, called by the run drivers after a search has
+ended, scores days after ``SEARCH_END``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from data.candles import Candles
+from harness.backtest import run_backtest
+from harness.contract import (
+    AUDIT_DAYS,
+    FEE_RATE,
+    FEE_STRESS_MULTIPLIER,
+    INITIAL_CAPITAL,
+    SEARCH_END,
+    SEARCH_START,
+    WARMUP_DAYS,
+)
+from harness.integrity import contract_id
+from harness.metrics import compute_metrics, ensemble_score
+from harness.plan import FitFn, Plan, PortfolioFn, PlanError, check_plan, check_signals
+
+
+class HarnessError(RuntimeError):
+    """The harness produced something impossible (a NaN metric): a bug, never a score."""
+
+
+class LookaheadError(PlanError):
+    """The strategy's output on a day changed when later data was removed."""
+
+
+class WindowError(ValueError):
+    """The requested window is empty, reaches into the holdout, or has no data."""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation: the scalar score, both metric sets, and what produced them.
+
+    ``score`` is ``-inf`` for a hard rejection. ``first_day``/``last_day`` are the
+    scored days (ISO dates); ``contract`` is ``"<version>+<source fingerprint>"``.
+    """
+
+    score: float
+    base: dict[str, float]
+    stress: dict[str, float]
+    contract: str
+    first_day: str
+    last_day: str
+    holdout: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return self.score == float("-inf")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict; ``-inf`` is written as the string ``"-inf"``."""
+        return {
+            "score": "-inf" if self.rejected else self.score,
+            "base": self.base,
+            "stress": self.stress,
+            "contract": self.contract,
+            "window": [self.first_day, self.last_day],
+            "holdout": self.holdout,
+        }
+
+
+def _day(value: object) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+_TRUNCATED: "OrderedDict[tuple[str, int], Candles]" = OrderedDict()
+
+
+def _truncated(candles: Candles, n_days: int) -> Candles:
+    """``candles.head(n_days)``, memoised so repeated audits hand strategies the same object (their caches hit)."""
+    key = (candles.fingerprint, n_days)
+    if key not in _TRUNCATED:
+        _TRUNCATED[key] = candles.head(n_days)
+        while len(_TRUNCATED) > 64:
+            _TRUNCATED.popitem(last=False)
+    _TRUNCATED.move_to_end(key)
+    return _TRUNCATED[key]
+
+
+def _audit_days(candles: Candles, first: int) -> list[int]:
+    """Deterministic audit days among the scored days ``first..n-1`` (seeded by the data)."""
+    rng = np.random.default_rng(int(candles.fingerprint[:16], 16))
+    scored = candles.n_days - first
+    if scored <= 0:
+        return []
+    return sorted({first + int(d) for d in rng.integers(0, scored, size=AUDIT_DAYS)})
+
+
+def _rows_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-7, atol=1e-10, equal_nan=True))
+
+
+def _audit(params: Any, candles: Candles, first: int, fit_fn: FitFn, portfolio_fn: PortfolioFn,
+           signals: dict, plan: Plan) -> None:
+    for t in _audit_days(candles, first):
+        prefix = _truncated(candles, t + 1)
+        early = fit_fn(prefix, params)
+        check_signals(early, t + 1)
+        for name, array in signals.items():
+            if not _rows_equal(array[t], early[name][t]):
+                raise LookaheadError(
+                    f"fit_fn looks ahead: signal {name!r} on {candles.dates[t]} changes when data after that day is removed"
+                )
+        early_plan = portfolio_fn(early, params)
+        for name in ("weights", "momentum", "priority", "cooldown"):
+            if not _rows_equal(getattr(plan, name)[t], getattr(early_plan, name)[t]):
+                raise LookaheadError(
+                    f"portfolio_fn looks ahead: plan.{name} on {candles.dates[t]} changes when data after that day is removed"
+                )
+
+
+def _score_window(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn,
+                  start: dt.date, end: dt.date, warmup_days: int, holdout: bool) -> EvalResult:
+    if end < start:
+        raise WindowError(f"window end {end} is before its start {start}")
+    visible = candles.between(start - dt.timedelta(days=int(warmup_days)), end)
+    first = int(np.searchsorted(visible.dates, np.datetime64(start, "D")))
+    if first >= visible.n_days:
+        raise WindowError(f"{candles.name}: no candles between {start} and {end}")
+
+    signals = dict(fit_fn(visible, params))
+    check_signals(signals, visible.n_days)
+    plan = portfolio_fn(signals, params)
+    check_plan(plan, visible.shape)
+    _audit(params, visible, first, fit_fn, portfolio_fn, signals, plan)
+
+    scored_plan, scored_close = plan.rows(first), visible.close[first:]
+    base = compute_metrics(run_backtest(scored_plan, scored_close, FEE_RATE, INITIAL_CAPITAL))
+    stress = compute_metrics(
+        run_backtest(scored_plan, scored_close, FEE_RATE * FEE_STRESS_MULTIPLIER, INITIAL_CAPITAL)
+    )
+    score = ensemble_score(base, stress)
+    for name, value in [("score", score), *base.items(), *(("stress." + k, v) for k, v in stress.items())]:
+        if isinstance(value, float) and math.isnan(value):
+            raise HarnessError(f"{name} is NaN for {candles.name} {start}..{end}: a bug, not a score")
+    return EvalResult(
+        score=score,
+        base=base,
+        stress=stress,
+        contract=contract_id(),
+        first_day=str(visible.dates[first]),
+        last_day=str(visible.dates[-1]),
+        holdout=holdout,
+    )
+
+
+def evaluate(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn, *,
+             start: object = SEARCH_START, end: object = SEARCH_END,
+             warmup_days: int = WARMUP_DAYS) -> EvalResult:
+    """Score ``params`` on the search window ``start..end`` (inclusive ISO dates or ``date``).
+
+    Fits may use ``warmup_days`` calendar days before ``start``. Data after
+    :data:`~harness.contract.SEARCH_END` is removed before the strategy sees it;
+    asking for an ``end`` beyond it raises :class:`WindowError`. Fee rate and
+    capital are the contract's (:data:`FEE_RATE`, :data:`INITIAL_CAPITAL`),
+    whatever ``params`` holds.
+    """
+    start, end = _day(start), _day(end)
+    if end > SEARCH_END:
+        raise WindowError(f"end {end} reaches into the sealed holdout (after {SEARCH_END}); use the search window")
+    if warmup_days < 0:
+        raise WindowError("warmup_days must be >= 0")
+    return _score_window(params, candles.between(None, SEARCH_END), fit_fn, portfolio_fn, start, end,
+                         warmup_days, holdout=False)
+
+
+def evaluate_holdout(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn, *,
+                     warmup_days: int = WARMUP_DAYS) -> EvalResult:
+    """Score ``params`` on the sealed holdout: every day after ``SEARCH_END``.
+
+    For the run drivers only, after a search has finished; never hand it to a searcher.
+    """
+    start = SEARCH_END + dt.timedelta(days=1)
+    if candles.n_days == 0 or candles.dates[-1] < np.datetime64(start, "D"):
+        raise WindowError(f"{candles.name} has no data after {SEARCH_END}: no holdout to score")
+    end = dt.date.fromisoformat(str(candles.dates[-1]))
+    return _score_window(params, candles, fit_fn, portfolio_fn, start, end, warmup_days, holdout=True)

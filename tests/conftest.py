@@ -1,0 +1,41 @@
+"""Shared test fixtures: the real data folder (``../shared/data``), skipped cleanly when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.candles import Candles
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` next to the repository; tests needing it skip when it is missing."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+def random_universe(seed: int = 0, days: int = 160, tokens: int = 6, gaps: bool = True) -> Candles:
+    """A small random-walk universe with staggered listings, a delisting and a gap (for oracle tests)."""
+    rng = np.random.default_rng(seed)
+    log_ret = rng.normal(0.0005, 0.03, size=(days, tokens)) + rng.normal(0, 0.002, size=(1, tokens))
+    close = 10.0 * np.exp(np.cumsum(log_ret, axis=0))
+    open_ = np.vstack([close[:1], close[:-1]])
+    spread = np.abs(rng.normal(0, 0.02, size=(days, tokens))) * close
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread * 0.5
+    volume = rng.uniform(1e3, 1e5, size=(days, tokens))
+    if gaps:
+        close[:20, 1] = np.nan  # listed late
+        close[120:, 2] = np.nan  # delisted
+        close[70, 3] = np.nan  # one missing candle
+    for m in (open_, high, low, volume):
+        m[np.isnan(close)] = np.nan
+    dates = np.datetime64("2022-01-01") + np.arange(days)
+    return Candles(dates=dates, tokens=tuple(f"T{i}USDT" for i in range(tokens)), open=open_, high=high, low=low,
+                   close=close, volume=volume, name=f"random{seed}")
