@@ -2,7 +2,8 @@
 
 For day ``t`` and token ``j`` the fit window is the token's last ``fit_window``
 candles up to and including day ``t`` (fewer while the token is young; at least
-``max(2, min_history)`` candles are required). Days on which the token has no
+2 candles are required; a longer ``min_history`` is applied by the caller with
+:func:`candle_count`, so it costs no refit). Days on which the token has no
 candle get no fit (NaN): the point-in-time rule. Windows are built in each
 token's own candle sequence, so a gap day is skipped, not filled.
 
@@ -72,6 +73,7 @@ class _LRU:
 
 _FITS = _LRU(24)
 _VOLS = _LRU(24)
+_COUNTS = _LRU(8)
 
 
 # --------------------------------------------------------------------------- layout
@@ -223,12 +225,12 @@ def _r_squared(y: np.ndarray, fitted: np.ndarray, mask: np.ndarray, n: np.ndarra
         return np.where(ss_total < 1e-12, 0.0, 1.0 - ss_resid / ss_total)
 
 
-def _compute_trend(candles: Candles, fit_window: int, kind: str, min_history: int) -> TrendFit:
+def _compute_trend(candles: Candles, fit_window: int, kind: str) -> TrendFit:
     s = _stack(candles)
     a1 = np.full(candles.shape, np.nan)
     r2 = np.full(candles.shape, np.nan)
     count = np.full(candles.shape, np.nan)
-    eligible = np.flatnonzero(s.rank + 1 >= max(2, min_history))
+    eligible = np.flatnonzero(s.rank >= 1)  # at least 2 candles
     fit = _exponential if kind == "exponential" else _linear
     rows_per_chunk = max(1, _CHUNK_CELLS // fit_window)
     for lo in range(0, eligible.size, rows_per_chunk):
@@ -251,12 +253,22 @@ def _compute_trend(candles: Candles, fit_window: int, kind: str, min_history: in
     return TrendFit(a1=a1, r2=r2, n=count)
 
 
-def trend_fit(candles: Candles, fit_window: int, kind: str = "exponential", min_history: int = 2) -> TrendFit:
-    """Fits of every token on every day (memoised on the data fingerprint and the arguments)."""
+def trend_fit(candles: Candles, fit_window: int, kind: str = "exponential") -> TrendFit:
+    """Fits of every token on every day it has at least 2 candles (memoised on data fingerprint and arguments)."""
     if kind not in FIT_KINDS:
         raise ValueError(f"fit kind must be one of {FIT_KINDS}, got {kind!r}")
-    key = (candles.fingerprint, int(fit_window), kind, int(min_history))
-    return _FITS.get(key, lambda: _compute_trend(candles, int(fit_window), kind, int(min_history)))
+    key = (candles.fingerprint, int(fit_window), kind)
+    return _FITS.get(key, lambda: _compute_trend(candles, int(fit_window), kind))
+
+
+def candle_count(candles: Candles) -> np.ndarray:
+    """``days x tokens`` number of candles the token has had through each day (0 before listing)."""
+    return _COUNTS.get(candles.fingerprint, lambda: _frozen_copy(np.cumsum(candles.listed, axis=0)))
+
+
+def _frozen_copy(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 # --------------------------------------------------------------------------- volatility
@@ -278,25 +290,25 @@ def _token_volatility(close: np.ndarray, high: np.ndarray, low: np.ndarray, fit_
         return np.where((lookback > 1) & (mean_close > 0), atr / mean_close, 0.0)
 
 
-def _compute_volatility(candles: Candles, fit_window: int, atr_window: int, min_history: int) -> np.ndarray:
+def _compute_volatility(candles: Candles, fit_window: int, atr_window: int) -> np.ndarray:
     s = _stack(candles)
     vol = np.empty(s.close.size)
     bounds = np.flatnonzero(np.r_[True, s.token[1:] != s.token[:-1], True]) if s.token.size else [0]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         vol[lo:hi] = _token_volatility(s.close[lo:hi], s.high[lo:hi], s.low[lo:hi], fit_window, atr_window)
-    vol[s.rank + 1 < max(2, min_history)] = np.nan
+    vol[s.rank < 1] = np.nan  # a single candle: no fit
     out = np.full(candles.shape, np.nan)
     out[s.day, s.token] = vol
     out.setflags(write=False)
     return out
 
 
-def volatility(candles: Candles, fit_window: int, atr_window: int, min_history: int = 2) -> np.ndarray:
+def volatility(candles: Candles, fit_window: int, atr_window: int) -> np.ndarray:
     """``days x tokens`` ATR-over-mean-close volatility (fraction per day; NaN = no fit).
 
     Mean true range over the last ``min(n, atr_window)`` candles (``n - 1`` ranges
     for ``n`` candles), divided by the mean close of the whole fit window; 0 when
     the lookback has a single candle.
     """
-    key = (candles.fingerprint, int(fit_window), int(atr_window), int(min_history))
-    return _VOLS.get(key, lambda: _compute_volatility(candles, int(fit_window), int(atr_window), int(min_history)))
+    key = (candles.fingerprint, int(fit_window), int(atr_window))
+    return _VOLS.get(key, lambda: _compute_volatility(candles, int(fit_window), int(atr_window)))

@@ -11,18 +11,20 @@ import numpy as np
 
 from data.candles import Candles
 from harness.plan import Plan
-from strategy.fits import trend_fit, volatility
+from strategy.fits import candle_count, trend_fit, volatility
 from strategy.params import GemParams
 
 
 def specialist_signals(candles: Candles, p: GemParams) -> dict[str, np.ndarray]:
     """``days x tokens`` tables: ``a1``, ``r2``, ``momentum`` (%/day), ``vol`` (ATR / mean close); NaN = no fit."""
-    fit = trend_fit(candles, p.fit_window, p.fit_kind, p.min_history)
-    vol = volatility(candles, p.fit_window, p.atr_window, p.min_history)
+    fit = trend_fit(candles, p.fit_window, p.fit_kind)
+    young = candle_count(candles) < p.min_history
+    a1 = np.where(young, np.nan, fit.a1)
     with np.errstate(invalid="ignore"):
-        momentum = fit.r2**p.r2_exponent * (fit.a1 - 1.0) * 100.0
+        momentum = fit.r2**p.r2_exponent * (a1 - 1.0) * 100.0
     # the volatility of a window with a non-positive close is defined, its fit is not
-    return {"a1": fit.a1, "r2": fit.r2, "momentum": momentum, "vol": np.where(np.isnan(fit.a1), np.nan, vol)}
+    vol = volatility(candles, p.fit_window, p.atr_window)
+    return {"a1": a1, "r2": fit.r2, "momentum": momentum, "vol": np.where(np.isnan(a1), np.nan, vol)}
 
 
 def specialist_weights(signals: dict[str, np.ndarray], p: GemParams) -> tuple[np.ndarray, np.ndarray]:
