@@ -34,7 +34,7 @@ class UnknownTokenError(KeyError):
         return str(self.args[0]) if self.args else "unknown token"
 
 
-def _as_day(value: object) -> np.datetime64:
+def as_day(value: object) -> np.datetime64:
     """Parse a date-like value (``"2021-01-01"``, ``datetime``, ``datetime64``) to ``datetime64[D]``."""
     try:
         return np.datetime64(pd.Timestamp(value).date(), "D")
@@ -157,8 +157,8 @@ class Candles:
 
     def between(self, start: object | None = None, end: object | None = None) -> "Candles":
         """Days with ``start <= date <= end`` (both inclusive, either may be None)."""
-        lo = 0 if start is None else int(np.searchsorted(self.dates, _as_day(start), side="left"))
-        hi = self.n_days if end is None else int(np.searchsorted(self.dates, _as_day(end), side="right"))
+        lo = 0 if start is None else int(np.searchsorted(self.dates, as_day(start), side="left"))
+        hi = self.n_days if end is None else int(np.searchsorted(self.dates, as_day(end), side="right"))
         return self._take(slice(lo, max(lo, hi)))
 
     def head(self, n_days: int) -> "Candles":
@@ -180,7 +180,7 @@ class Candles:
 
     def day_index(self, date: object) -> int:
         """Index of the last day ``<= date``; ``ValueError`` if ``date`` precedes the first day."""
-        i = int(np.searchsorted(self.dates, _as_day(date), side="right")) - 1
+        i = int(np.searchsorted(self.dates, as_day(date), side="right")) - 1
         if i < 0:
             raise ValueError(f"{self.name}: {date} is before the first day {self.dates[0]}")
         return i
