@@ -85,18 +85,18 @@ class _Book:
 
 
 def _rebalance(book: _Book, weights: np.ndarray, priority: np.ndarray, price: np.ndarray, listed: np.ndarray) -> None:
-    total = book.value(price)
+    held = book.held.nonzero()[0]
+    held_price = price[held]
+    current = book.qty[held] * held_price
+    total = book.cash + float(np.sum(current))  # == book.value(price)
     min_trade = total * MIN_TRADE_FRACTION
 
-    held = np.flatnonzero(book.held)
-    current = book.qty[held] * price[held]
     excess = current - weights[held] * total
     over = excess > min_trade
     if over.any():
-        book.sell(held[over], excess[over] / price[held[over]], price[held[over]])
-
-    total = book.value(price)
-    wanted = np.flatnonzero((weights > 0) & listed)
+        book.sell(held[over], excess[over] / held_price[over], held_price[over])
+        total = book.value(price)
+    wanted = ((weights > 0) & listed).nonzero()[0]
     if wanted.size == 0:
         return
     wanted = wanted[np.argsort(-priority[wanted], kind="stable")]
@@ -118,6 +118,7 @@ def run_backtest(plan: Plan, close: np.ndarray, fee_rate: float, capital: float)
     rises = plan.momentum > 0
     falls = plan.momentum < 0
     cooldown = np.asarray(plan.cooldown, dtype=np.int64)
+    any_rise, any_fall = rises.any(axis=1), falls.any(axis=1)  # days on which a trigger is possible at all
 
     # days on which some token lost its candle: the only days a forced sale can happen
     losses = np.zeros(days, dtype=bool)
@@ -132,7 +133,7 @@ def run_backtest(plan: Plan, close: np.ndarray, fee_rate: float, capital: float)
     for t in range(days):
         changed = t == 0
         if losses[t]:
-            gone = np.flatnonzero(book.held & ~listed[t])
+            gone = (book.held & ~listed[t]).nonzero()[0]
             if gone.size:
                 book.sell(gone, book.qty[gone].copy(), last_close[t, gone])
                 changed = True
@@ -143,7 +144,7 @@ def run_backtest(plan: Plan, close: np.ndarray, fee_rate: float, capital: float)
             rebalance = False
         else:
             held = book.held
-            rebalance = bool((rises[t] & ~held).any() or (falls[t] & held).any())
+            rebalance = bool((any_rise[t] and (rises[t] & ~held).any()) or (any_fall[t] and (falls[t] & held).any()))
 
         if rebalance:
             _rebalance(book, plan.weights[t], plan.priority[t], close[t], listed[t])
@@ -173,7 +174,7 @@ def _value_segments(segments: list[tuple[int, np.ndarray, float]], close: np.nda
     exposure = np.empty(days)
     bounds = [s[0] for s in segments[1:]] + [days]
     for (start, qty, cash), stop in zip(segments, bounds):
-        cols = np.flatnonzero(qty)
+        cols = qty.nonzero()[0]
         held_value = close[start:stop, cols] * qty[cols]
         total = cash + held_value.sum(axis=1)
         values[start:stop] = total

@@ -21,7 +21,7 @@ import datetime as dt
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -117,23 +117,39 @@ def _rows_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-7, atol=1e-10, equal_nan=True))
 
 
+def _changed(full: Mapping[str, np.ndarray], early: Mapping[str, np.ndarray], names: Sequence[str], t: int) -> str | None:
+    """The first of ``names`` whose row ``t`` differs between ``full`` and ``early`` (None if all agree).
+
+    All rows are compared in one vectorised check; only on a mismatch is the culprit searched.
+    """
+    a = np.concatenate([np.ravel(np.asarray(full[n][t], float)) for n in names])
+    b = np.concatenate([np.ravel(np.asarray(early[n][t], float)) for n in names])
+    if a.shape == b.shape:
+        with np.errstate(invalid="ignore"):
+            same = (a == b) | (np.abs(a - b) <= 1e-10 + 1e-7 * np.abs(b)) | (np.isnan(a) & np.isnan(b))
+        if same.all():
+            return None
+    return next(n for n in names if not _rows_equal(full[n][t], early[n][t]))
+
+
 def _audit(params: Any, candles: Candles, first: int, fit_fn: FitFn, portfolio_fn: PortfolioFn,
            signals: dict, plan: Plan) -> None:
+    fields = ("weights", "momentum", "priority", "cooldown")
     for t in _audit_days(candles, first):
         prefix = _truncated(candles, t + 1)
         early = fit_fn(prefix, params)
         check_signals(early, t + 1)
-        for name, array in signals.items():
-            if not _rows_equal(array[t], early[name][t]):
-                raise LookaheadError(
-                    f"fit_fn looks ahead: signal {name!r} on {candles.dates[t]} changes when data after that day is removed"
-                )
+        name = _changed(signals, early, list(signals), t)
+        if name is not None:
+            raise LookaheadError(
+                f"fit_fn looks ahead: signal {name!r} on {candles.dates[t]} changes when data after that day is removed"
+            )
         early_plan = portfolio_fn(early, params)
-        for name in ("weights", "momentum", "priority", "cooldown"):
-            if not _rows_equal(getattr(plan, name)[t], getattr(early_plan, name)[t]):
-                raise LookaheadError(
-                    f"portfolio_fn looks ahead: plan.{name} on {candles.dates[t]} changes when data after that day is removed"
-                )
+        name = _changed(vars(plan), vars(early_plan), fields, t)
+        if name is not None:
+            raise LookaheadError(
+                f"portfolio_fn looks ahead: plan.{name} on {candles.dates[t]} changes when data after that day is removed"
+            )
 
 
 def _score_window(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn,

@@ -1,0 +1,146 @@
+"""``Objective``: the one real-evaluation budget every searcher competes on.
+
+A :class:`Problem` fixes what is optimised (universe, window, strategy, search
+space); an :class:`Objective` wraps it with a budget of real harness
+evaluations, a duplicate cache (a configuration already evaluated is answered
+from the cache and costs nothing), and a :class:`~env.store.TrialStore` that
+persists every real evaluation. Re-opening the same store resumes: stored trials
+count as spent and fill the cache, so a deterministic searcher replaying its
+proposals continues exactly where it stopped.
+
+Searchers never see the candles past the search window: ``Problem`` keeps only
+data up to ``SEARCH_END``, and the holdout is evaluated by the run drivers alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import optuna
+
+from data import Candles, load_universe
+from harness import SEARCH_END, SEARCH_START, EvalResult, evaluate
+from env.records import TrialRecord, params_key
+from env.store import TrialStore
+from strategy import STRATEGIES, Strategy
+from strategy.ensemble import EnsembleParams
+from strategy.space import SearchSpace
+
+
+class BudgetExhausted(RuntimeError):
+    """The run's real-evaluation budget is spent."""
+
+
+@dataclass
+class Problem:
+    """What is optimised: the search-window candles, the strategy, the search space, the window.
+
+    ``candles`` is cut at ``SEARCH_END`` on construction: nothing reachable from a
+    ``Problem`` holds holdout data.
+    """
+
+    candles: Candles
+    space: SearchSpace = field(default_factory=SearchSpace)
+    strategy: Strategy = field(default_factory=lambda: STRATEGIES["ensemble"])
+    start: str = str(SEARCH_START)
+    end: str = str(SEARCH_END)
+
+    def __post_init__(self) -> None:
+        self.candles = self.candles.between(None, SEARCH_END)
+
+    @classmethod
+    def from_universe(cls, universe: str = "synthetic", seed: int = 0, space: str = "joint", **kwargs: Any) -> "Problem":
+        return cls(load_universe(universe, seed=seed).between(None, SEARCH_END), SearchSpace(space), **kwargs)
+
+    def evaluate(self, params: EnsembleParams) -> EvalResult:
+        """One real harness evaluation (base + stress) on the search window."""
+        return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn,
+                        start=self.start, end=self.end)
+
+
+Candidate = EnsembleParams | Mapping[str, Any] | Sequence[float] | np.ndarray
+
+
+class Objective:
+    """A budgeted, cached, persisted view of a :class:`Problem`.
+
+    Call it with a candidate (``EnsembleParams``, flat ``{"block.field": value}``,
+    or a unit vector of the space) to get a :class:`TrialRecord`.
+    """
+
+    def __init__(self, problem: Problem, budget: int, *, searcher: str = "manual", seed: int = 0,
+                 store: TrialStore | None = None) -> None:
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 real evaluation, got {budget}")
+        self.problem = problem
+        self.space = problem.space
+        self.budget = int(budget)
+        self.searcher = searcher
+        self.seed = int(seed)
+        self.store = store
+        self.history: list[TrialRecord] = store.records if store is not None else []
+        if len(self.history) > self.budget:
+            raise BudgetExhausted(f"the store already holds {len(self.history)} evaluations, more than the budget {budget}")
+        self._cache = {params_key(r.params): r for r in self.history}
+        self.cache_hits = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def used(self) -> int:
+        return len(self.history)
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.used
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The highest-scoring record so far (first one on ties); None before any evaluation."""
+        return max(self.history, key=lambda r: r.score, default=None)
+
+    def best_so_far(self) -> np.ndarray:
+        """``(used,)`` running maximum of the score (``-inf`` until a finite score appears)."""
+        return np.maximum.accumulate(np.array([r.score for r in self.history], dtype=float)) if self.history else np.array([])
+
+    def seen(self, candidate: Candidate) -> bool:
+        """Whether ``candidate`` was already evaluated (a free cache hit)."""
+        return params_key(self.space.values(self.to_params(candidate))) in self._cache
+
+    # ------------------------------------------------------------------ evaluation
+    def to_params(self, candidate: Candidate) -> EnsembleParams:
+        if isinstance(candidate, EnsembleParams):
+            return candidate
+        if isinstance(candidate, Mapping):
+            return self.space.params(candidate)
+        return self.space.decode(np.asarray(candidate, dtype=float))
+
+    def __call__(self, candidate: Candidate, trial: optuna.trial.Trial | None = None) -> TrialRecord:
+        params = self.to_params(candidate)
+        values = self.space.values(params)
+        key = params_key(values)
+        if key in self._cache:
+            self.cache_hits += 1
+            record = self._cache[key]
+            if trial is not None and self.store is not None:
+                self.store.tell_duplicate(trial, record)
+            return record
+        if self.used >= self.budget:
+            raise BudgetExhausted(f"{self.searcher} seed {self.seed}: budget of {self.budget} real evaluations spent")
+        started = time.perf_counter()
+        result = self.problem.evaluate(params)
+        record = TrialRecord(
+            eval_index=self.used, searcher=self.searcher, seed=self.seed, params=values, score=result.score,
+            base=result.base, stress=result.stress, wall_time_s=time.perf_counter() - started,
+            contract=result.contract, real=bool(getattr(self.problem, "real", True)),
+        )
+        if math.isnan(record.score):  # the harness raises first; belt and braces for custom problems
+            raise RuntimeError("NaN score: a bug, never a result")
+        if self.store is not None:
+            self.store.append(record, trial)
+        self.history.append(record)
+        self._cache[key] = record
+        return record

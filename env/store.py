@@ -1,0 +1,187 @@
+"""The trial store: an Optuna study (RDB or journal storage) plus a TSV, holding the same rows.
+
+* ``sqlite:///path.db`` (the zero-setup default), any SQLAlchemy URL such as
+  ``postgresql://user@host/db`` (several machines), or ``journal:path.log``
+  (Optuna's ``JournalStorage`` with a file backend: several local processes).
+* Each searcher run is one study named ``<experiment>/<searcher>/seed<seed>``; each
+  real evaluation is one COMPLETE trial whose value is the score (``-inf`` kept
+  as ``-inf``: Optuna completes it, samplers rank it worst) and whose user
+  attribute ``record`` holds the full :class:`~env.records.TrialRecord`.
+  Trials of searchers that are not Optuna samplers are added with the search
+  space's distributions, so optuna-dashboard shows every searcher alike.
+* One TSV per run (no concurrent writers on one file); the run drivers merge
+  them into the experiment's ``trials.tsv``.
+* Write order: study first (the source of truth), then the TSV row (flushed and
+  fsynced). On reopening, TSV rows missing after a crash are re-appended, and a
+  TSV or study that does not belong to this experiment is an error, never
+  overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from env.records import TSV_FIXED, TrialRecord
+from strategy.space import Axis, SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class StoreError(RuntimeError):
+    """The storage or TSV is corrupted or belongs to another experiment."""
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage | str:
+    """An Optuna storage for ``url``: ``journal:PATH`` -> file journal; anything else is an RDB URL."""
+    if url.startswith("journal:"):
+        path = url[len("journal:"):]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def distribution(axis: Axis) -> BaseDistribution:
+    """The Optuna distribution of one search axis."""
+    if axis.kind == "bool":
+        return CategoricalDistribution([False, True])
+    if axis.kind == "categorical":
+        return CategoricalDistribution(list(axis.choices))
+    if axis.kind == "int":
+        return IntDistribution(int(axis.low), int(axis.high), log=axis.log)
+    return FloatDistribution(float(axis.low), float(axis.high), log=axis.log)
+
+
+def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
+    return {axis.name: distribution(axis) for axis in space.axes}
+
+
+def study_name(experiment: str, searcher: str, seed: int) -> str:
+    return f"{experiment}/{searcher}/seed{seed}"
+
+
+class TrialStore:
+    """Persistent history of one searcher run (one study + one TSV)."""
+
+    def __init__(self, storage: str, experiment: str, searcher: str, seed: int, space: SearchSpace,
+                 tsv_path: Path | str | None = None, identity: Mapping[str, Any] | None = None) -> None:
+        self.space = space
+        self.tsv_path = Path(tsv_path) if tsv_path is not None else None
+        self.distributions = distributions(space)
+        self.identity = {"space": space.name, "axes": space.names, **(identity or {})}
+        try:
+            self.study = optuna.create_study(storage=open_storage(storage), direction="maximize",
+                                             study_name=study_name(experiment, searcher, seed), load_if_exists=True)
+        except Exception as exc:  # sqlalchemy/journal errors on a corrupted or non-Optuna file
+            raise StoreError(f"cannot open Optuna storage {storage!r}: {exc}") from exc
+        self._check_identity()
+        self._fail_interrupted()
+        self._records = self._load_records()
+        self._sync_tsv()
+
+    # ------------------------------------------------------------------ opening
+    def _check_identity(self) -> None:
+        stored = self.study.user_attrs.get("gemsearch")
+        if stored is None:
+            if self.study.trials:
+                raise StoreError(f"study {self.study.study_name!r} has trials not written by gemsearch; refusing to mix")
+            self.study.set_user_attr("gemsearch", self.identity)
+        elif stored != self.identity:
+            raise StoreError(
+                f"study {self.study.study_name!r} belongs to another experiment set-up "
+                f"(stored {stored}, now {self.identity}); use another experiment name"
+            )
+
+    def _fail_interrupted(self) -> None:
+        """Trials left RUNNING by a killed process never got a score: mark them FAIL (they cost no budget)."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=TrialState.FAIL)
+
+    def _load_records(self) -> list[TrialRecord]:
+        records = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if "duplicate_of" in trial.user_attrs:
+                continue
+            if "record" not in trial.user_attrs:
+                raise StoreError(f"trial {trial.number} of {self.study.study_name!r} has no gemsearch record")
+            records.append(TrialRecord.from_json(trial.user_attrs["record"]))
+        records.sort(key=lambda r: r.eval_index)
+        if [r.eval_index for r in records] != list(range(len(records))):
+            raise StoreError(f"study {self.study.study_name!r} has duplicate or missing evaluation indices")
+        return records
+
+    def _read_tsv(self) -> list[TrialRecord]:
+        if self.tsv_path is None or not self.tsv_path.exists():
+            return []
+        try:
+            with self.tsv_path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle, delimiter="\t"))
+            return [TrialRecord.from_row(row) for row in rows]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StoreError(f"{self.tsv_path}: not a gemsearch trials TSV ({exc})") from exc
+
+    def _sync_tsv(self) -> None:
+        mine = self._read_tsv()
+        for written, stored in zip(mine, self._records):
+            if written.eval_index != stored.eval_index or written.params != stored.params:
+                raise StoreError(f"{self.tsv_path}: rows disagree with the Optuna study {self.study.study_name!r}")
+        if len(mine) > len(self._records):
+            raise StoreError(f"{self.tsv_path}: has rows the Optuna study {self.study.study_name!r} lacks")
+        for record in self._records[len(mine):]:
+            self._append_tsv(record)
+
+    # ------------------------------------------------------------------ writing
+    def _append_tsv(self, record: TrialRecord) -> None:
+        if self.tsv_path is None:
+            return
+        self.tsv_path.parent.mkdir(parents=True, exist_ok=True)
+        row = record.to_row()
+        header = list(TSV_FIXED) + [k for k in row if k not in TSV_FIXED]
+        exists = self.tsv_path.exists() and self.tsv_path.stat().st_size > 0
+        if exists:
+            with self.tsv_path.open(newline="") as handle:
+                header = next(csv.reader(handle, delimiter="\t"))
+            missing = set(row) - set(header)
+            if missing:
+                raise StoreError(f"{self.tsv_path}: header lacks columns {sorted(missing)} (another space?)")
+        with self.tsv_path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, delimiter="\t", restval="")
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def append(self, record: TrialRecord, trial: optuna.trial.Trial | None = None) -> None:
+        """Persist one record: tell the running Optuna ``trial`` or add a finished trial; then the TSV row."""
+        attrs = {"record": record.to_json()}
+        if trial is not None:
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            self.study.tell(trial, record.score)
+        else:
+            params = {k: v for k, v in record.params.items() if k in self.distributions}
+            frozen = optuna.trial.create_trial(params=params, distributions={k: self.distributions[k] for k in params},
+                                               value=record.score, user_attrs=attrs)
+            self.study.add_trial(frozen)
+        self._records.append(record)
+        self._append_tsv(record)
+
+    def tell_duplicate(self, trial: optuna.trial.Trial, record: TrialRecord) -> None:
+        """Finish an Optuna-sampler trial that re-proposed an evaluated configuration (free, not a record)."""
+        trial.set_user_attr("duplicate_of", record.eval_index)
+        self.study.tell(trial, record.score)
+
+    @property
+    def records(self) -> list[TrialRecord]:
+        return list(self._records)

@@ -1,0 +1,211 @@
+"""The full GEM ensemble: three specialists, a regime detector, a meta-allocator.
+
+Each day the regime detector gives filtered probabilities ``p = (bull, bear,
+ranging)``. Meta-allocator: if ``max(p) >= hard_switch_threshold`` the ensemble
+holds that regime's specialist portfolio (hard switch); otherwise it blends the
+three specialist portfolios with weights ``p`` (soft blend). Days without regime
+information (before the detector's first fit) blend the specialists equally.
+
+How the specialists' settings combine into the one plan the harness runs:
+
+* **weights**: the hard-switched specialist's, or the probability blend.
+* **momentum** (the rebalance trigger): the same mixture of the specialists' raw
+  momentum (NaN-aware: a specialist without a fit for a token does not vote).
+* **cooldown**: the cooldown of the dominant regime's specialist (argmax of ``p``)
+  on that day, so a bear regime trades at the bear specialist's pace.
+* **priority** (buy order when cash runs short): the blended momentum.
+
+Component switches (for "deletion" experiments): a disabled specialist gets no
+probability mass (the rest is renormalised; with none enabled the ensemble holds
+cash, a valid if useless point of the joint space); ``use_hmm=False`` blends the enabled
+specialists equally every day; ``risk_off_gate=True`` moves to cash (or to the
+bear specialist, ``risk_off_action="bear"``) on days when the market index closes
+below its ``risk_off_ma_days`` moving average. On all-cash days every token's
+momentum is set to -1 so that held positions trigger the sale (subject to the
+cooldown, which on those days is the bull specialist's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from data.candles import REGIME_NAMES, Candles
+from harness.plan import Plan
+from strategy.fits import _LRU
+from strategy.gem import specialist_signals, specialist_weights
+from strategy.params import GemParams, ParamError, _check, bounded, from_mapping
+from strategy.regime import HmmParams, market_index, regime_probabilities
+
+SPECIALISTS: tuple[str, ...] = REGIME_NAMES  # ("bull", "bear", "ranging"), the regime each specialist serves
+
+
+@dataclass(frozen=True)
+class SwitchParams:
+    """Ensemble-level switches: which components exist, and the risk-off gate."""
+
+    use_bull: bool = bounded(True, doc="bull specialist present")
+    use_bear: bool = bounded(True, doc="bear specialist present")
+    use_ranging: bool = bounded(True, doc="ranging specialist present")
+    use_hmm: bool = bounded(True, doc="regime gating; off = equal blend of the enabled specialists")
+    risk_off_gate: bool = bounded(False, doc="leave the market when its index is below its moving average")
+    risk_off_ma_days: int = bounded(100, 20, 365, doc="moving-average length of the risk-off trend filter (days)")
+    risk_off_action: str = bounded("cash", choices=("cash", "bear"), doc="what risk-off holds: cash or the bear specialist")
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+def _gem(top_n: int, r2: float, cooldown: int) -> GemParams:
+    return GemParams(top_n=top_n, r2_threshold=r2, rebalance_cooldown=cooldown, min_history=90)
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    """Every tunable of the ensemble, grouped in blocks (defaults: the users' Loop 3 starting point)."""
+
+    bull: GemParams = field(default_factory=lambda: _gem(15, 0.3, 4))
+    bear: GemParams = field(default_factory=lambda: _gem(3, 0.7, 10))
+    ranging: GemParams = field(default_factory=lambda: _gem(8, 0.5, 7))
+    hmm: HmmParams = field(default_factory=HmmParams)
+    switches: SwitchParams = field(default_factory=SwitchParams)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("bull", GemParams), ("bear", GemParams), ("ranging", GemParams),
+                           ("hmm", HmmParams), ("switches", SwitchParams)):
+            if not isinstance(getattr(self, name), kind):
+                raise ParamError(f"EnsembleParams.{name} must be a {kind.__name__}")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested ``{block: {field: value}}``."""
+        return {f.name: asdict(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], base: "EnsembleParams | None" = None) -> "EnsembleParams":
+        """From nested ``{block: {field: value}}`` or flat ``{"block.field": value}``; missing = ``base``/defaults."""
+        base = base or cls()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            if isinstance(value, Mapping):
+                nested.setdefault(key, {}).update(value)
+            elif "." in key:
+                block, name = key.split(".", 1)
+                nested.setdefault(block, {})[name] = value
+            else:
+                raise ParamError(f"ensemble parameter {key!r} must be 'block.field' or a block mapping")
+        blocks = {f.name for f in fields(cls)}
+        unknown = sorted(set(nested) - blocks)
+        if unknown:
+            raise ParamError(f"unknown ensemble block(s) {unknown}; known: {sorted(blocks)}")
+        updates = {
+            block: from_mapping(type(getattr(base, block)), changes, base=getattr(base, block))
+            for block, changes in nested.items()
+        }
+        return replace(base, **updates)
+
+
+PRESETS: dict[str, EnsembleParams] = {
+    "loop3-defaults": EnsembleParams(),
+    "loop3-winners": EnsembleParams(
+        bull=_gem(15, 0.2, 5),
+        bear=_gem(1, 0.5, 10),
+        ranging=_gem(8, 0.3, 5),
+        hmm=replace(HmmParams(), hard_switch_threshold=0.9),
+    ),
+}
+"""The users' Loop 3 defaults before tuning, and Loop 3's phased-sweep winners."""
+
+
+# --------------------------------------------------------------------------- fit_fn
+_RISK = _LRU(16)
+
+
+def _risk_off(candles: Candles, ma_days: int) -> np.ndarray:
+    """``(days,)`` 1.0 where the market index closes below its trailing ``ma_days`` mean (NaN before)."""
+
+    def compute() -> np.ndarray:
+        index = market_index(candles)
+        csum = np.concatenate([[0.0], np.cumsum(index)])
+        days = np.arange(index.size)
+        mean = (csum[days + 1] - csum[np.maximum(days + 1 - ma_days, 0)]) / ma_days
+        out = np.where(days + 1 >= ma_days, (index < mean).astype(float), np.nan)
+        out.setflags(write=False)
+        return out
+
+    return _RISK.get((candles.fingerprint, ma_days), compute)
+
+
+def ensemble_fit(candles: Candles, params: EnsembleParams) -> dict[str, np.ndarray]:
+    """``fit_fn``: each enabled specialist's tables (``"bull.momentum"``, ...), regime probabilities, risk-off."""
+    signals: dict[str, np.ndarray] = {"listed": candles.listed}
+    for name in SPECIALISTS:
+        if getattr(params.switches, f"use_{name}"):
+            for key, table in specialist_signals(candles, getattr(params, name)).items():
+                signals[f"{name}.{key}"] = table
+    if params.switches.use_hmm:
+        signals["regime"] = regime_probabilities(candles, params.hmm)
+    if params.switches.risk_off_gate:
+        signals["risk_off"] = _risk_off(candles, params.switches.risk_off_ma_days)
+    return signals
+
+
+# --------------------------------------------------------------------------- portfolio_fn
+def _mixture(signals: Mapping[str, np.ndarray], params: EnsembleParams, days: int) -> np.ndarray:
+    """``(days, 3)`` specialist mixing weights after gating, hard switch and switches."""
+    enabled = np.array([getattr(params.switches, f"use_{name}") for name in SPECIALISTS], dtype=float)
+    if params.switches.use_hmm:
+        probs = np.asarray(signals["regime"], dtype=float)
+        probs = np.where(np.isnan(probs).any(axis=1, keepdims=True), 1.0, probs) * enabled
+    else:
+        probs = np.ones((days, len(SPECIALISTS))) * enabled
+    total = probs.sum(axis=1, keepdims=True)
+    fallback = enabled / max(enabled.sum(), 1.0)  # no specialist enabled: all cash
+    probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), fallback)
+    top = probs.argmax(axis=1)
+    hard = probs[np.arange(days), top] >= params.hmm.hard_switch_threshold
+    mix = np.where(hard[:, None], np.eye(len(SPECIALISTS))[top], probs)
+    if params.switches.risk_off_gate:
+        off = np.nan_to_num(np.asarray(signals["risk_off"], dtype=float)) > 0.5
+        to = np.zeros(len(SPECIALISTS))
+        if params.switches.risk_off_action == "bear" and params.switches.use_bear:
+            to[SPECIALISTS.index("bear")] = 1.0
+        mix = np.where(off[:, None], to, mix)
+    return mix
+
+
+def ensemble_portfolio(signals: Mapping[str, np.ndarray], params: EnsembleParams) -> Plan:
+    """``portfolio_fn``: blend or hard-switch the specialist portfolios (see the module docstring)."""
+    names = [n for n in SPECIALISTS if getattr(params.switches, f"use_{n}")]
+    days, tokens = signals["listed"].shape
+    mix = _mixture(signals, params, days)
+    weights = np.zeros((days, tokens))
+    momentum_sum = np.zeros((days, tokens))
+    momentum_weight = np.zeros((days, tokens))
+    cooldowns = np.zeros((days, len(SPECIALISTS)), dtype=np.int64)
+    for k, name in enumerate(SPECIALISTS):
+        if name not in names:
+            continue
+        spec = getattr(params, name)
+        block = {key: signals[f"{name}.{key}"] for key in ("a1", "r2", "momentum", "vol")}
+        w, _ = specialist_weights(block, spec)
+        share = mix[:, k : k + 1]
+        weights += share * w
+        has = ~np.isnan(block["momentum"])
+        vote = np.where(has, share, 0.0)
+        momentum_sum += vote * np.where(has, block["momentum"], 0.0)
+        momentum_weight += vote
+        cooldowns[:, k] = spec.rebalance_cooldown
+    with np.errstate(invalid="ignore", divide="ignore"):
+        momentum = np.where(momentum_weight > 0, momentum_sum / momentum_weight, np.nan)
+    # all-cash days (risk-off to cash, or no specialist enabled): every token votes
+    # "sell" so held positions trigger the rebalance that sells them
+    momentum = np.where((mix.sum(axis=1) == 0)[:, None], -1.0, momentum)
+    dominant = mix.argmax(axis=1)
+    return Plan(
+        weights=np.minimum(weights, 1.0),
+        momentum=momentum,
+        priority=np.where(weights > 0, np.nan_to_num(momentum), 0.0),
+        cooldown=cooldowns[np.arange(days), dominant],
+    )
