@@ -46,9 +46,7 @@ key, so sweeping it never refits anything.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -107,7 +105,7 @@ class HmmParams:
 
 # --------------------------------------------------------------------------- market index and features
 _INDEX = _LRU(16)
-_PROBS = _LRU(64)
+_PROBS = _LRU(512)  # every detector setting of a search fits (each entry is days x 3 floats)
 
 
 def market_index(candles: Candles) -> np.ndarray:
@@ -320,32 +318,3 @@ def regime_accuracy(candles: Candles, params: HmmParams, start: object | None = 
     majority = float(np.bincount(truth, minlength=N_STATES).max() / days) if days else float("nan")
     return RegimeAccuracy(params.detector, days, float(np.trace(confusion) / days) if days else float("nan"),
                           majority, confusion)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m strategy.regime``: detector accuracy on a synthetic universe."""
-    from data import load_universe
-
-    parser = argparse.ArgumentParser(prog="python -m strategy.regime", description=main.__doc__)
-    parser.add_argument("--universe", default="synthetic", help="synthetic universe name (needs true regimes)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector", choices=DETECTORS + ("all",), default="all")
-    parser.add_argument("--refit", type=int, default=HmmParams().hmm_refit_interval, help="hmm_refit_interval (days)")
-    args = parser.parse_args(argv)
-    candles = load_universe(args.universe, seed=args.seed)
-    print(f"{candles!r}; true regimes known on {candles.n_days} days")
-    print("| detector | days | accuracy | majority baseline | recall bull | recall bear | recall ranging | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
-    for detector in DETECTORS if args.detector == "all" else (args.detector,):
-        params = HmmParams(detector=detector, hmm_refit_interval=args.refit)
-        began = time.perf_counter()
-        result = regime_accuracy(candles, params)
-        seconds = time.perf_counter() - began
-        recall = result.recall()
-        print(f"| {detector} | {result.days} | {result.accuracy:.3f} | {result.majority_baseline:.3f} | "
-              f"{recall['bull']:.3f} | {recall['bear']:.3f} | {recall['ranging']:.3f} | {seconds:.1f} |")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
