@@ -39,7 +39,8 @@ State labelling rule
     After every fit the states are sorted by the mean of their ``trend``
     emission: highest = bull, lowest = bear, middle = ranging.
 
-Probabilities are memoised per (candles fingerprint, detector settings);
+Probabilities are memoised per (candles fingerprint, detector settings), in
+memory and (HMM chains) on disk (:mod:`strategy.diskcache`, shared by processes);
 ``hard_switch_threshold`` belongs to the meta-allocator and is not part of the
 key, so sweeping it never refits anything.
 """
@@ -57,6 +58,7 @@ from hmmlearn.hmm import GaussianHMM
 from scipy.special import gammaln
 
 from data.candles import REGIME_NAMES, Candles
+from strategy.diskcache import cached_array
 from strategy.fits import _LRU
 from strategy.params import _check, bounded, from_mapping
 
@@ -183,7 +185,7 @@ class StudentTHMM(GaussianHMM):
 # --------------------------------------------------------------------------- HMM filtering
 def _new_model(params: HmmParams) -> GaussianHMM:
     common = dict(n_components=N_STATES, n_iter=params.hmm_max_iters, tol=1e-3, min_covar=MIN_COVAR,
-                  init_params="", params="stmc", implementation="log")
+                  init_params="", params="stmc", implementation="scaling")
     if params.detector == "student_t":
         return StudentTHMM(dof=params.student_t_dof, **common)
     return GaussianHMM(covariance_type="diag", **common)
@@ -272,15 +274,18 @@ def regime_probabilities(candles: Candles, params: HmmParams) -> np.ndarray:
     returned array is read-only.
     """
 
+    key = (candles.fingerprint, params.cache_key)
+
     def compute() -> np.ndarray:
         if params.detector == "ma200":
             probs = _ma_probabilities(candles)
         else:
-            probs = _hmm_probabilities(regime_features(candles), params)
+            probs = cached_array("regime", __name__, key,
+                                 lambda: _hmm_probabilities(regime_features(candles), params))
         probs.setflags(write=False)
         return probs
 
-    return _PROBS.get((candles.fingerprint, params.cache_key), compute)
+    return _PROBS.get(key, compute)
 
 
 # --------------------------------------------------------------------------- accuracy against true regimes

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
 from data.candles import Candles
+
+# every test session starts with an empty on-disk cache (strategy.diskcache): nothing computed by
+# an earlier session or by a user run can answer a test
+os.environ["GEMSEARCH_CACHE"] = tempfile.mkdtemp(prefix="gemsearch-test-cache-")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -126,6 +126,24 @@ def test_threshold_is_not_part_of_the_regime_cache(blocks):
     assert regime_probabilities(blocks, HmmParams(hmm_refit_interval=3)) is not a
 
 
+def test_disk_cache_serves_identical_probabilities_and_survives_corruption(blocks, monkeypatch, tmp_path):
+    from strategy import regime
+
+    monkeypatch.setenv("GEMSEARCH_CACHE", str(tmp_path))
+    params = HmmParams(hmm_refit_interval=9)
+    fresh = regime_probabilities(blocks, params)
+    files = list(tmp_path.glob("regime-*.npy"))
+    assert len(files) == 1
+    regime._PROBS.items.clear()  # a new process: memory empty, disk warm
+    np.testing.assert_array_equal(regime_probabilities(blocks, params), fresh)
+    files[0].write_bytes(b"truncated by a crash")
+    regime._PROBS.items.clear()
+    np.testing.assert_array_equal(regime_probabilities(blocks, params), fresh)
+    monkeypatch.setenv("GEMSEARCH_CACHE", "off")
+    regime._PROBS.items.clear()
+    np.testing.assert_array_equal(regime_probabilities(blocks, params), fresh)
+
+
 def test_hmm_params_validation():
     with pytest.raises(ParamError, match="detector"):
         HmmParams(detector="lstm")
