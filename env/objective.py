@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -73,7 +73,7 @@ class Objective:
     """
 
     def __init__(self, problem: Problem, budget: int, *, searcher: str = "manual", seed: int = 0,
-                 store: TrialStore | None = None) -> None:
+                 store: TrialStore | None = None, on_record: Callable[[TrialRecord], None] | None = None) -> None:
         if budget < 1:
             raise ValueError(f"budget must be at least 1 real evaluation, got {budget}")
         self.problem = problem
@@ -87,6 +87,8 @@ class Objective:
             raise BudgetExhausted(f"the store already holds {len(self.history)} evaluations, more than the budget {budget}")
         self._cache = {params_key(r.params): r for r in self.history}
         self.cache_hits = 0
+        self.on_record = on_record
+        """Called with each new real record (progress bars, live best-so-far)."""
 
     # ------------------------------------------------------------------ state
     @property
@@ -143,4 +145,6 @@ class Objective:
             self.store.append(record, trial)
         self.history.append(record)
         self._cache[key] = record
+        if self.on_record is not None:
+            self.on_record(record)
         return record

@@ -1,0 +1,11 @@
+"""Search policies behind one interface (:mod:`policies.base`), selectable by name.
+
+``SEARCHERS`` maps names to classes; ``make(name, **options)`` builds one and
+``run(searcher, objective, seed)`` runs it against a budgeted ``env.Objective``.
+"""
+
+from __future__ import annotations
+
+from policies.base import SEARCHERS, Searcher, make, register, run
+
+__all__ = ["SEARCHERS", "Searcher", "make", "register", "run"]

@@ -1,0 +1,116 @@
+"""The searcher interface: every search policy runs against one budgeted ``Objective``.
+
+A searcher proposes candidates (``EnsembleParams``, flat ``{"block.field": value}``
+mappings, or unit vectors of the objective's space) and calls the objective
+until its real-evaluation budget is spent. The objective answers repeated
+configurations from its cache for free and persists every real evaluation; the
+searcher never counts anything itself.
+
+Resume contract: re-opening an experiment hands the searcher an objective whose
+``history`` already holds the stored trials. A searcher must rebuild its state
+from that history (deterministic searchers simply replay their seeded proposal
+sequence: stored configurations come back from the cache at no cost), so an
+interrupted run continues without repeating or losing a trial.
+
+Registering a searcher::
+
+    @register("random")
+    class RandomSearch(Searcher):
+        def search(self, objective, seed): ...
+
+``make(name, **options)`` builds one; ``run(searcher, objective, seed)`` runs it to
+the end of the budget and returns the history.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import Any, Callable, ClassVar
+
+from env.objective import BudgetExhausted, Candidate, Objective
+from env.records import TrialRecord, params_key
+
+SEARCHERS: dict[str, type["Searcher"]] = {}
+"""Registered searchers by name (filled by the modules imported in ``policies/__init__``)."""
+
+MAX_CONSECUTIVE_DUPLICATES = 1000
+"""A searcher that re-proposes evaluated configurations this many times in a row has converged: stop."""
+
+
+class Searcher(abc.ABC):
+    """Base class of the search policies (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.stats: dict[str, Any] = {}
+        """Extra cost beside the real evaluations (pre-training steps, surrogate steps, wall times), for reports."""
+
+    @abc.abstractmethod
+    def search(self, objective: Objective, seed: int) -> None:
+        """Propose and evaluate until ``objective.remaining == 0`` (raising ``BudgetExhausted`` is fine)."""
+
+
+def register(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
+    def decorate(cls: type[Searcher]) -> type[Searcher]:
+        if name in SEARCHERS:
+            raise ValueError(f"searcher {name!r} registered twice")
+        cls.name = name
+        SEARCHERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def make(name: str, **options: Any) -> Searcher:
+    """A searcher by registered name; ``ValueError`` naming the known ones otherwise."""
+    try:
+        cls = SEARCHERS[name]
+    except KeyError:
+        raise ValueError(f"unknown searcher {name!r}; known: {', '.join(sorted(SEARCHERS))}") from None
+    return cls(**options)
+
+
+def run(searcher: Searcher, objective: Objective, seed: int) -> list[TrialRecord]:
+    """Run ``searcher`` until the budget is spent (or it stops early); return the full history."""
+    began = time.perf_counter()
+    try:
+        searcher.search(objective, seed)
+    except BudgetExhausted:
+        pass
+    searcher.stats.setdefault("search_wall_s", time.perf_counter() - began)
+    return objective.history
+
+
+class ReplayGuard:
+    """Evaluates a searcher's proposals and counts its consecutive duplicates, resume-aware.
+
+    Shared by the searchers that replay a seeded proposal sequence on resume
+    (``random``, ``phased``, ``gp``'s space-filling start). A proposal that is
+    already in the cache counts as a duplicate, except the first time it matches
+    a record the objective held when the guard was built: that is the replay of
+    a stored evaluation, which the uninterrupted run made for real. So the
+    streak, and with it the stop after ``MAX_CONSECUTIVE_DUPLICATES``, is the same
+    whether or not the run was interrupted.
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self._stored = {params_key(r.params) for r in objective.history}
+        self.streak = 0
+
+    def __call__(self, candidate: Candidate) -> TrialRecord:
+        """Evaluate ``candidate`` (``BudgetExhausted`` when it is new and the budget is spent)."""
+        key = params_key(self.objective.space.values(self.objective.to_params(candidate)))
+        fresh = key in self._stored or not self.objective.seen(candidate)
+        self._stored.discard(key)
+        record = self.objective(candidate)
+        self.streak = 0 if fresh else self.streak + 1
+        return record
+
+    @property
+    def done(self) -> bool:
+        """Budget spent, or ``MAX_CONSECUTIVE_DUPLICATES`` re-proposals in a row (converged)."""
+        return self.objective.remaining <= 0 or self.streak >= MAX_CONSECUTIVE_DUPLICATES
