@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
@@ -41,12 +47,20 @@ def test_unknown_universe_is_a_clear_error(tmp_path, capsys):
     assert "neither a named universe" in capsys.readouterr().err
 
 
-def test_run_report_and_resume(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A finished 2-seed random comparison (budget 3) and what it printed."""
+    out = tmp_path_factory.mktemp("compare")
+    return out, main(TINY + ["--budget", "3", "--out", str(out), "--name", "tiny"])
+
+
+def test_run_report_and_resume(tiny, capsys):
+    tmp_path, code = tiny
+    assert code == 0
     out = ["--out", str(tmp_path), "--name", "tiny"]
-    assert main(TINY + ["--budget", "3"] + out) == 0
     folder = tmp_path / "tiny"
-    printed = capsys.readouterr().out
-    assert "| random |" in printed and "optuna-dashboard sqlite:///" in printed
+    printed = (folder / "report.md").read_text()
+    assert "| random |" in printed and "`optuna-dashboard sqlite:///" in printed
     for name in ("config.json", "trials.tsv", "report.md", "summary.json", "best_so_far.png", "holdout.json"):
         assert (folder / name).exists(), name
     assert len(_rows(folder / "trials.tsv")) == 6
@@ -102,3 +116,47 @@ def test_best_so_far_normalisation_and_targets():
     assert summaries["smart"].auc > summaries["random"].auc
     assert summaries["random"].rejected_fraction == pytest.approx(1 / 6)
     assert analysis.quantiles([float("-inf"), float("-inf"), 1.0])[0] == float("-inf")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_optuna_dashboard_serves_every_trial_of_the_cli_run(tiny):
+    tmp_path, code = tiny
+    assert code == 0
+    folder = tmp_path / "tiny"
+    storage = json.loads((folder / "config.json").read_text())["storage"]
+    port = _free_port()
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    server = subprocess.Popen([str(dashboard), storage, "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                studies = _get(f"{base}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("optuna-dashboard did not answer within 20 s")
+        by_name = {s["study_name"]: s["study_id"] for s in studies}
+        rows = _rows(folder / "trials.tsv")
+        for seed in ("0", "1"):
+            detail = _get(f"{base}/api/studies/{by_name[f'tiny/random/seed{seed}']}")
+            served = sorted(float(t["values"][0]) for t in detail["trials"])
+            stored = sorted(float(r["score"]) for r in rows if r["seed"] == seed)
+            assert served == stored and len(served) == len(stored) > 0
+        served_all = [t["values"][0] for s in by_name.values() for t in _get(f"{base}/api/studies/{s}")["trials"]]
+        assert "-inf" in served_all, "the tiny run is expected to hold a hard rejection (random seeds 0/1)"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
