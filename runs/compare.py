@@ -199,6 +199,18 @@ def holdout_scores(specs: Sequence[RunSpec], runs: dict[str, dict[int, list[Tria
     return out
 
 
+def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], dict[str, dict[int, list[TrialRecord]]]]:
+    """A comparison folder's config, run specs and records (for the experiments and re-reporting)."""
+    config_path = Path(folder) / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
+    config = json.loads(config_path.read_text())
+    specs = [RunSpec(config["name"], str(Path(folder).resolve()), config["storage"], config["universe"],
+                     config["universe_seed"], config["space"], config["budget"], searcher, seed)
+             for searcher in config["searchers"] for seed in config["seeds"]]
+    return config, specs, load_runs(specs)
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

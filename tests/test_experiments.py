@@ -1,0 +1,64 @@
+"""Joint-space experiments: the interaction measure, the survivors universe, one experiment end to end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import policies.random_search  # noqa: F401  (registers "random")
+from data import DataError, load_universe, survivors
+from runs.experiments import h_statistic, main
+from strategy.space import SearchSpace
+from surrogate.gp import Prediction
+
+
+@dataclass
+class _Function:
+    """A known response surface in the surrogate's interface (``space``, ``predict``)."""
+
+    space: SearchSpace
+    f: object
+
+    def predict(self, x: np.ndarray) -> Prediction:
+        mean = self.f(np.atleast_2d(x))
+        return Prediction(mean=mean, std=np.zeros_like(mean), feasible=np.ones_like(mean))
+
+
+def test_h_statistic_separates_additive_from_interacting_axes():
+    space = SearchSpace("core")
+    i, j = space.names.index("bull.r2_threshold"), space.names.index("bear.r2_threshold")
+    background = space.snap(np.random.default_rng(0).random((32, len(space))))
+    additive = _Function(space, lambda x: 2 * x[:, i] + np.sin(3 * x[:, j]))
+    product = _Function(space, lambda x: (x[:, i] - 0.5) * (x[:, j] - 0.5))
+    assert h_statistic(additive, i, j, background) < 1e-6
+    assert h_statistic(product, i, j, background) > 0.9
+
+
+def test_survivors_universe_keeps_only_tokens_listed_on_the_last_day():
+    full = load_universe("synthetic-small")
+    alive = load_universe("synthetic-small:survivors")
+    assert set(alive.tokens) == {t for t, on in zip(full.tokens, full.listed[-1]) if on}
+    assert alive.n_tokens < full.n_tokens  # the default draw has delistings
+    assert set(full.meta["delisted"]).isdisjoint(alive.tokens)
+    assert survivors(alive).tokens == alive.tokens
+    with pytest.raises(DataError, match="survivors"):
+        load_universe("no-such-universe:survivors")
+
+
+def test_deletion_experiment_writes_a_consistent_report(tmp_path):
+    assert main(["deletion", "--universe", "synthetic-small", "--budget", "6", "--seeds", "1", "--searchers", "random",
+                 "--out", str(tmp_path), "--name", "del"]) == 0
+    folder = tmp_path / "del"
+    report = (folder / "report.md").read_text()
+    for part in ("**Question.**", "**Set-up.**", "| component |", "**Answer.**"):
+        assert part in report
+    results = json.loads((folder / "results.json").read_text())
+    rows = (folder / "search" / "trials.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 6
+    header = rows[0].split("\t")
+    scores = [float(r.split("\t")[header.index("score")]) for r in rows[1:]]
+    best = max(float(results["best_intact"]), float(results["best_deleted"]))
+    assert best == max(scores)
