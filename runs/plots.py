@@ -21,6 +21,18 @@ def _finite_floor(curves: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(curves), curves, finite.min() if finite.size else 0.0)
 
 
+def _save(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def best_so_far_plot(runs: Runs, budget: int, path: Path) -> Path:
     """Median best-so-far per searcher over seeds, with the interquartile band."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -33,15 +45,7 @@ def best_so_far_plot(runs: Runs, budget: int, path: Path) -> Path:
         median = np.median(curves, axis=0)
         ax.plot(x, median, label=f"{name} (n={len(curves)})")
         ax.fill_between(x, np.quantile(curves, 0.25, axis=0), np.quantile(curves, 0.75, axis=0), alpha=0.2)
-    ax.set_xlabel("real evaluations")
-    ax.set_ylabel("best ensemble_score so far")
-    ax.set_title("Best-so-far (median and IQR over seeds)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, "real evaluations", "best ensemble_score so far", "Best-so-far (median and IQR over seeds)")
 
 
 def runtime_ecdf_plot(runs: Runs, budget: int, targets: Mapping[str, float], path: Path) -> Path:
@@ -53,16 +57,9 @@ def runtime_ecdf_plot(runs: Runs, budget: int, targets: Mapping[str, float], pat
                 for records in seeds.values() for target in targets.values()]
         if hits:
             ax.step(x, [np.mean(np.asarray(hits) <= t) for t in x], where="post", label=name)
-    ax.set_xlabel("real evaluations")
-    ax.set_ylabel("share of (seed, target) pairs reached")
-    ax.set_title("Runtime ECDF over targets: " + ", ".join(targets))
     ax.set_ylim(0, 1)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, "real evaluations", "share of (seed, target) pairs reached",
+                 "Runtime ECDF over targets: " + ", ".join(targets))
 
 
 def holdout_plot(points: Mapping[str, list[tuple[float, float]]], path: Path) -> Path:
@@ -73,12 +70,5 @@ def holdout_plot(points: Mapping[str, list[tuple[float, float]]], path: Path) ->
         if pairs:
             ax.scatter(*zip(*pairs), label=name, alpha=0.8)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("in-sample best score (search window)")
-    ax.set_ylabel("holdout score of that configuration")
-    ax.set_title("Does the in-sample lift survive the holdout?")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, "in-sample best score (search window)", "holdout score of that configuration",
+                 "Does the in-sample lift survive the holdout?")
