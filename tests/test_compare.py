@@ -18,7 +18,6 @@ from runs import analysis
 from runs.compare import main
 from env.records import TrialRecord
 
-import policies.random_search  # noqa: F401  (registers "random" until policies/__init__ imports it)
 
 TINY = ["--universe", "synthetic-small", "--space", "core", "--searcher", "random", "--seeds", "2"]
 

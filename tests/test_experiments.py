@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import policies.random_search  # noqa: F401  (registers "random")
+import policies  # noqa: F401  (registers the searchers)
 from data import DataError, load_universe, survivors
 from runs.experiments import h_statistic, main
 from strategy.space import SearchSpace
