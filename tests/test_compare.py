@@ -159,3 +159,26 @@ def test_optuna_dashboard_serves_every_trial_of_the_cli_run(tiny):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_parallel_workers_on_one_journal_storage_match_a_single_process_run(tiny, tmp_path):
+    single_out, code = tiny
+    assert code == 0
+    assert main(TINY + ["--budget", "3", "--jobs", "2", "--out", str(tmp_path), "--name", "tiny"]) == 0
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    assert config["storage"].startswith("journal:")
+    parallel = _rows(tmp_path / "tiny" / "trials.tsv")
+    single = _rows(single_out / "tiny" / "trials.tsv")
+
+    def trials(rows):
+        return sorted((r["seed"], r["eval_index"], r["score"], tuple(sorted((k, v) for k, v in r.items() if k.startswith("p."))))
+                      for r in rows)
+
+    # the module's single-process run may have been resumed to a larger budget: compare its first 3 per seed
+    assert len(parallel) == 6
+    assert trials(parallel) == trials([r for r in single if int(r["eval_index"]) < 3])
+    for seed in (0, 1):
+        study = optuna.load_study(study_name=f"tiny/random/seed{seed}",
+                                  storage=optuna.storages.JournalStorage(
+                                      optuna.storages.journal.JournalFileBackend(config["storage"][len("journal:"):])))
+        assert len(study.trials) == 3
