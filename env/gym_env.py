@@ -19,6 +19,10 @@ Backends: ``"real"`` (the harness on ``universe``), ``"task"`` (a cheap
 :class:`~env.tasks.SyntheticTask`; each reset seed draws a new task unless
 ``task_seed`` fixes it), or any ``problem`` object with ``space`` and
 ``evaluate(params)`` (e.g. the GP surrogate's :class:`surrogate.problem.SurrogateProblem`).
+
+:class:`CandidateSearchEnv` (below) is the MetaBO-style variant the ``ppo`` searcher is
+trained and deployed in: the action picks one of a few GP-proposed candidates and the
+observation holds their GP-posterior features (see its docstring).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from scipy.linalg import cho_solve, solve_triangular
+from scipy.special import ndtr
 
 from env.objective import Objective, Problem
 from env.tasks import SyntheticTask
@@ -148,3 +154,294 @@ class GemSearchEnv(gym.Env):
         truncated = not terminated and self.steps >= 4 * self.budget
         info = {"score": record.score, "real_evaluations": self.objective.used, "repeat": repeat}
         return self._observation(), float(reward), terminated, truncated, info
+
+
+# ====================================================================== GP-posterior candidate env (MetaBO-style)
+MATERN_LENGTHS = (0.15, 0.25, 0.4, 0.65, 1.0)
+"""Isotropic length-scale grid, in units of ``sqrt(d)`` (chosen per step by marginal likelihood)."""
+GP_NOISE = 1e-3
+"""Noise variance of the feature GP, in standardised score units."""
+N_INIT = 5
+"""Initial design: the space's base configuration plus ``N_INIT - 1`` seeded uniform points."""
+POOL_GLOBAL = 256
+POOL_LOCAL = 128
+LOCAL_RADII = (0.05, 0.15, 0.35)
+"""Gaussian step (unit coordinates) of the three local pools around the incumbent."""
+SLOTS = ("ei_local_small", "ei_local_medium", "ei_local_large", "ei_global", "ucb", "mean", "random")
+"""What each of the ``K`` candidates is: the EI argmax of one pool, the UCB and mean argmax over all pools, a random point."""
+N_CANDIDATE_FEATURES = 6
+N_GLOBAL_FEATURES = 5
+
+
+def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n, m)`` Euclidean distances between ``(n, d)`` and ``(m, d)`` points."""
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def matern52(dist: np.ndarray, length: float) -> np.ndarray:
+    """Matern-5/2 kernel (unit amplitude) of a distance matrix."""
+    r = dist * (math.sqrt(5.0) / length)
+    return (1.0 + r + r * r / 3.0) * np.exp(-r)
+
+
+class FeatureGP:
+    """A small exact GP (isotropic Matern-5/2, standardised targets) cheap enough to refit at every step.
+
+    Deliberately simpler than :class:`surrogate.gp.GPSurrogate` (no ARD, no optimiser):
+    it is refitted at every one of the meta-training steps, so it must cost about a
+    millisecond; the length-scale is the best of ``lengths`` by marginal likelihood.
+    Works on precomputed distance matrices so that several GPs share them.
+    """
+
+    def __init__(self, dist: np.ndarray, y: np.ndarray, lengths: tuple[float, ...]) -> None:
+        """``dist`` ``(n, n)`` distances between the training points, ``y`` ``(n,)`` finite targets."""
+        self.mu = float(y.mean())
+        self.sd = float(y.std()) if len(y) > 1 and y.std() > 1e-12 else 1.0
+        z = (y - self.mu) / self.sd
+        best = None
+        for length in lengths:
+            chol = np.linalg.cholesky(matern52(dist, length) + GP_NOISE * np.eye(len(y)))
+            alpha = cho_solve((chol, True), z)
+            loglik = -0.5 * z @ alpha - np.log(np.diag(chol)).sum()
+            if best is None or loglik > best[0]:
+                best = (loglik, length, chol, alpha)
+        _, self.length, self.chol, self.alpha = best
+
+    def predict(self, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std (score units) at ``m`` points given their ``(m, n)`` distances to the training points."""
+        k = matern52(dist, self.length)
+        v = solve_triangular(self.chol, k.T, lower=True)
+        var = np.maximum(1.0 - (v * v).sum(0), 1e-10)
+        return self.mu + self.sd * (k @ self.alpha), self.sd * np.sqrt(var)
+
+
+class CandidateSearchEnv(gym.Env):
+    """Choose the next real evaluation among ``K = len(SLOTS)`` GP-proposed candidates (MetaBO-style).
+
+    * **Reset** evaluates the initial design (base configuration + seeded uniform points;
+      those already in the objective's history are free cache hits), so an objective
+      handed over with stored trials resumes where it stopped.
+    * **Each step** fits :class:`FeatureGP` on the finite scores (and a second one on the
+      0/1 feasibility labels), scores ``POOL_GLOBAL + 3 * POOL_LOCAL`` snapped, unseen
+      points (uniform, and Gaussian steps of :data:`LOCAL_RADII` around the incumbent),
+      and offers the ``K`` candidates of :data:`SLOTS`. Pools are drawn from
+      ``default_rng([episode_seed, used])``: the state is a function of the history.
+    * **Action** ``Discrete(K)``: which candidate is evaluated (one real evaluation).
+    * **Observation** ``Box(-1, 1, (K * 6 + 5,))``: per candidate (in slot order) the
+      standardised GP mean above the incumbent, GP std, EI x P(feasible), P(feasible),
+      distance to the incumbent and to the nearest evaluated point (both / ``sqrt(d)``);
+      then remaining-budget fraction, used fraction, rejected fraction, steps since the
+      last improvement / budget, and the selected length-scale.
+    * **Reward** (shaped against the best so far): on problems with a known bound
+      (:class:`~env.tasks.SyntheticTask`), minus the normalised simple regret after the step,
+      ``-(bound - best) / (bound - median random score)`` clipped to ``[-2, 0]``, so the
+      return is the area under the regret curve (anytime performance); or, with
+      ``reward="improvement"``, the decrease of that regret (zero on steps that do not
+      improve: lower variance, speed rewarded only through the discount); on problems
+      without a bound, the improvement of the squashed best score.
+    * **Episode** ends when the budget is spent (truncated after ``4 x budget`` steps, which only
+      a space too small to offer unseen candidates reaches).
+
+    Backends as for :class:`GemSearchEnv`: a fresh :class:`~env.tasks.SyntheticTask` per reset with its
+    seed drawn from ``task_seeds`` (training tasks; held-out seeds stay below ``task_seeds[0]``), a
+    fixed ``problem``, or an ``objective_factory`` (how a searcher runs the policy on the real budget).
+    ``budget`` may be a ``(low, high)`` range, drawn per reset, for meta-training over budgets.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, space: str | SearchSpace = "joint", budget: int | tuple[int, int] = 60, *,
+                 task_seeds: tuple[int, int] = (1_000_000, 2**31 - 1), problem: Any | None = None,
+                 objective_factory: Callable[[], Objective] | None = None, reward: str = "regret") -> None:
+        super().__init__()
+        if reward not in ("regret", "improvement"):
+            raise ValueError(f"reward must be 'regret' or 'improvement', got {reward!r}")
+        self.reward = reward
+        self._objective_factory = objective_factory
+        self._problem = problem
+        self.task_seeds = task_seeds
+        self.budget_range = (int(budget), int(budget)) if np.isscalar(budget) else (int(budget[0]), int(budget[1]))
+        self.space: SearchSpace = (
+            problem.space if problem is not None
+            else objective_factory().space if objective_factory is not None
+            else space if isinstance(space, SearchSpace) else SearchSpace(space)
+        )
+        self.d = len(self.space)
+        self.k = len(SLOTS)
+        self.action_space = spaces.Discrete(self.k)
+        size = self.k * N_CANDIDATE_FEATURES + N_GLOBAL_FEATURES
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
+        self.objective: Objective | None = None
+        self.gp_predictions = 0
+        """Surrogate (GP) predictions made so far: the cheap "planning" steps, reported beside real evaluations."""
+
+    # ------------------------------------------------------------------ episode
+    def _new_objective(self, budget: int) -> Objective:
+        if self._objective_factory is not None:
+            return self._objective_factory()
+        problem = self._problem
+        if problem is None:
+            problem = SyntheticTask(self.space, seed=int(self.np_random.integers(*self.task_seeds)))
+        return Objective(problem, budget, searcher="env", seed=self.episode_seed)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
+        self.objective = self._new_objective(int(self.np_random.integers(self.budget_range[0], self.budget_range[1] + 1)))
+        self.budget = self.objective.budget
+        self.x = np.array([self.space.encode(self.space.params(r.params)) for r in self.objective.history]).reshape(-1, self.d)
+        self.y = np.array([r.score for r in self.objective.history], dtype=float)
+        self.seen = {self._key(u) for u in self.x}
+        self.steps = 0
+        init_rng = np.random.default_rng([self.episode_seed, 0xD5])
+        design = np.vstack([self.space.encode(self.space.base)[None, :], init_rng.random((N_INIT - 1, self.d))])
+        for unit in self.space.snap(design)[: min(N_INIT, self.budget)]:
+            if self.objective.remaining == 0:
+                break
+            self._evaluate(unit)
+        self._regret_scale()
+        self._last_regret = self._regret() if self.bound is not None else None
+        self._prepare()
+        return self._observation, {}
+
+    def _key(self, unit: np.ndarray) -> bytes:
+        """A fast approximate identity of a unit point, to drop evaluated points from the pools.
+
+        Decoding rounds float values, so a proposal and its stored record differ by ~1e-10:
+        6 decimals merge the two; the exact check is ``objective.seen`` on the picks.
+        """
+        return np.round(unit, 6).tobytes()
+
+    def _evaluate(self, unit: np.ndarray) -> None:
+        """Evaluate ``unit`` (snapped) unless already seen (then its stored record is the cache's)."""
+        if self.objective.seen(unit):
+            return
+        record = self.objective(unit)
+        # the state holds what the history holds (as a resumed run rebuilds it), not the proposal itself
+        stored = self.space.encode(self.space.params(record.params))
+        self.x = np.vstack([self.x, stored[None, :]])
+        self.y = np.append(self.y, record.score)
+        self.seen.add(self._key(stored))
+
+    def _regret_scale(self) -> None:
+        """Set ``self.bound`` to the regret reward's ``(bound, reference)``, or None when the problem has no known bound."""
+        task = self.objective.problem
+        self.bound = None
+        if isinstance(task, SyntheticTask):
+            scores = task.score_unit(self.space.snap(np.random.default_rng(task.seed).random((256, self.d))))
+            self.bound = (task.upper_bound, float(np.median(scores[np.isfinite(scores)])))
+
+    def _best(self) -> float:
+        finite = self.y[np.isfinite(self.y)]
+        return float(finite.max()) if finite.size else -math.inf
+
+    def _regret(self) -> float:
+        bound, reference = self.bound
+        return float(np.clip((bound - self._best()) / (bound - reference), 0.0, 2.0))
+
+    # ------------------------------------------------------------------ candidates and features
+    def _pools(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Snapped, unseen candidate pools: one uniform, then one per local radius around the incumbent."""
+        finite = np.isfinite(self.y)
+        incumbent = self.x[int(np.argmax(np.where(finite, self.y, -np.inf)))] if finite.any() else rng.random(self.d)
+        pools = [rng.random((POOL_GLOBAL, self.d))]
+        for radius in LOCAL_RADII:
+            share = rng.uniform(1.0 / self.d, 0.5, (POOL_LOCAL, 1))  # each point moves a random share of the axes
+            mask = rng.random((POOL_LOCAL, self.d)) < share
+            mask[np.arange(POOL_LOCAL), rng.integers(self.d, size=POOL_LOCAL)] = True
+            step = rng.normal(0.0, radius, (POOL_LOCAL, self.d))
+            pools.append(np.where(mask, incumbent + step, incumbent))
+        out = []
+        for pool in pools:
+            pool = self.space.snap(pool)
+            keep = [row.tobytes() not in self.seen for row in np.round(pool, 6)]
+            pool = pool[keep] if any(keep) else self.space.snap(rng.random((1, self.d)))
+            out.append(pool)
+        return out
+
+    def _pick(self, points: np.ndarray, values: np.ndarray, offset: int) -> int:
+        """Index (into ``points``) of the best of ``values`` that the objective has not evaluated (exact check)."""
+        order = np.argsort(-values, kind="stable")
+        for i in order[:8]:
+            if not self.objective.seen(points[offset + i]):
+                return offset + int(i)
+        return offset + int(order[0])  # every top point evaluated: a free cache hit, the step is wasted
+
+    def _prepare(self) -> None:
+        """Fit the feature GPs on the history and build the ``K`` candidates and the observation."""
+        rng = np.random.default_rng([self.episode_seed, self.objective.used])
+        pools = self._pools(rng)
+        points = np.vstack(pools)
+        finite = np.isfinite(self.y)
+        best = self._best()
+        lengths = tuple(scale * math.sqrt(self.d) for scale in MATERN_LENGTHS)
+        d_xx, d_qx = distances(self.x, self.x), distances(points, self.x)
+        if finite.sum() >= 1:
+            gp = FeatureGP(d_xx[np.ix_(finite, finite)], self.y[finite], lengths)
+            mean, std = gp.predict(d_qx[:, finite])
+            scale, length = gp.sd, gp.length
+        else:  # nothing finite yet: an uninformative prior, exploration only
+            mean, std, scale, length = np.zeros(len(points)), np.ones(len(points)), 1.0, lengths[0]
+        if 0 < finite.sum() < finite.size:  # feasibility: GP regression on 0/1 labels at the score GP's length-scale
+            p_feasible = np.clip(FeatureGP(d_xx, finite.astype(float), (length,)).predict(d_qx)[0], 0.0, 1.0)
+        else:
+            p_feasible = np.full(len(points), (finite.sum() + 1.0) / (finite.size + 2.0))
+        self.gp_predictions += 2 * len(points)
+        if math.isfinite(best):
+            z = (mean - best) / std
+            ei = ((mean - best) * ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)) * p_feasible
+        else:
+            ei = std * p_feasible
+        plausible = p_feasible >= 0.5
+        ucb = np.where(plausible, mean + 2.0 * std, -np.inf)
+        exploit = np.where(plausible, mean, -np.inf)
+        offsets = np.cumsum([0] + [len(p) for p in pools])
+        whole = slice(0, offsets[-1])
+        ranges = [slice(offsets[i], offsets[i + 1]) for i in (1, 2, 3, 0)] + [whole, whole]
+        picks = [self._pick(points, values[part], part.start) for values, part in zip([ei] * 4 + [ucb, exploit], ranges)]
+        picks.append(self._pick(points, rng.random(offsets[1]), 0))
+        self.candidates = points[picks]
+        incumbent = self.x[int(np.argmax(np.where(finite, self.y, -np.inf)))] if finite.any() else self.candidates[0]
+        nearest = d_qx[picks].min(1)
+        root_d = math.sqrt(self.d)
+        reference = best if math.isfinite(best) else 0.0
+        per_candidate = np.stack([
+            np.tanh((mean[picks] - reference) / scale),
+            np.tanh(std[picks] / scale),
+            np.tanh(5.0 * ei[picks] / scale),
+            2.0 * p_feasible[picks] - 1.0,
+            2.0 * np.linalg.norm(self.candidates - incumbent, axis=1) / root_d - 1.0,
+            2.0 * nearest / root_d - 1.0,
+        ], axis=1)
+        scores = np.where(finite, self.y, -np.inf)
+        since = len(self.y) - 1 - int(np.argmax(scores)) if finite.any() else len(self.y)
+        glob = np.array([
+            2.0 * self.objective.remaining / self.budget - 1.0,
+            2.0 * self.objective.used / self.budget - 1.0,
+            2.0 * (1.0 - finite.mean()) - 1.0 if finite.size else -1.0,
+            2.0 * min(1.0, since / self.budget) - 1.0,
+            2.0 * (length / root_d - MATERN_LENGTHS[0]) / (MATERN_LENGTHS[-1] - MATERN_LENGTHS[0]) - 1.0,
+        ])
+        self._observation = np.clip(np.concatenate([per_candidate.ravel(), glob]), -1.0, 1.0).astype(np.float32)
+
+    def step(self, action):
+        before = self._best()
+        self._evaluate(self.candidates[int(action)])
+        after = self._best()
+        if self.bound is not None:
+            regret = self._regret()
+            reward = -regret if self.reward == "regret" else self._last_regret - regret
+            self._last_regret = regret
+        else:
+            reward = squash(after) - squash(before) if math.isfinite(before) else max(0.0, squash(after) + 1.0)
+        self.steps += 1
+        terminated = self.objective.remaining == 0
+        truncated = not terminated and self.steps >= 4 * self.budget  # only when every pool is exhausted
+        if not terminated:
+            self._prepare()
+        info = {"score": float(self.y[-1]), "best": after, "real_evaluations": self.objective.used}
+        if self.bound is not None:
+            info["regret"] = self._regret()
+        return self._observation, float(reward), terminated, truncated, info
+

@@ -19,10 +19,7 @@ import warnings
 
 import numpy as np
 
-import policies.bo  # noqa: F401  (registers the searchers)
-import policies.optuna_samplers  # noqa: F401
-import policies.phased  # noqa: F401
-import policies.random_search  # noqa: F401
+import policies  # noqa: F401  (registers the searchers)
 from env import Objective, SyntheticTask
 from policies.base import make, run
 from strategy.space import SearchSpace
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100])
     parser.add_argument("--seed", type=int, default=0, help="searcher seed")
-    parser.add_argument("--searchers", nargs="+", default=["random", "phased", "phased-bear", "tpe", "gp", "optuna-gp"])
+    parser.add_argument("--searchers", nargs="+", default=["random", "phased", "phased-bear", "tpe", "gp", "ppo"])
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     space = SearchSpace(args.space)
