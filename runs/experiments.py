@@ -83,27 +83,27 @@ def _differences(params: dict[str, Any], reference: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- interactions
 def h_statistic(surrogate: GPSurrogate, i: int, j: int, background: np.ndarray, grid: int = 7) -> float:
-    """Friedman's H^2 of axes ``i`` and ``j`` on the surrogate mean (0 = additive, 1 = pure interaction).
+    """Interaction share of axes ``i`` and ``j`` in the surrogate mean: 0 = additive, 1 = pure interaction.
 
-    Partial dependences are averaged over ``background`` ``(n, d)`` unit points;
-    ``H^2 = sum (PD_ij - PD_i - PD_j)^2 / sum PD_ij^2`` over a ``grid x grid`` lattice (centred PDs).
+    The two-axis partial dependence ``PD_ij(a, b)`` (the surrogate mean with axes
+    ``i, j`` set to ``a, b``, averaged over ``background`` ``(n, d)`` unit points) is
+    computed on a ``grid x grid`` lattice and split by a two-way ANOVA into row and
+    column main effects and a residual; the statistic is the residual's share of
+    the variance of ``PD_ij`` (Friedman's H^2 with the main effects taken from the
+    same lattice, so it lies in ``[0, 1]``).
     """
     values = np.linspace(0, 1, grid)
-
-    def pd(assign: dict[int, float]) -> float:
-        x = background.copy()
-        for axis, v in assign.items():
-            x[:, axis] = v
-        return float(surrogate.predict(surrogate.space.snap(x)).mean.mean())
-
-    pd_i = np.array([pd({i: v}) for v in values])
-    pd_j = np.array([pd({j: v}) for v in values])
-    pd_ij = np.array([[pd({i: a, j: b}) for b in values] for a in values])
-    pd_i, pd_j = pd_i - pd_i.mean(), pd_j - pd_j.mean()
-    pd_ij = pd_ij - pd_ij.mean()
-    residual = pd_ij - pd_i[:, None] - pd_j[None, :]
-    total = float((pd_ij**2).sum())
-    return float((residual**2).sum() / total) if total > 0 else 0.0
+    pd_ij = np.empty((grid, grid))
+    for row, a in enumerate(values):
+        x = np.repeat(background[None], grid, axis=0)  # (grid, n, d)
+        x[:, :, i] = a
+        x[:, :, j] = values[:, None]
+        mean = surrogate.predict(surrogate.space.snap(x.reshape(-1, background.shape[1]))).mean
+        pd_ij[row] = mean.reshape(grid, -1).mean(axis=1)
+    centred = pd_ij - pd_ij.mean()
+    residual = centred - centred.mean(axis=1, keepdims=True) - centred.mean(axis=0, keepdims=True)
+    total = float((centred**2).sum())
+    return float((residual**2).sum() / total) if total > 1e-18 else 0.0
 
 
 def fanova_importances(space: SearchSpace, records: Sequence[TrialRecord], seed: int = 0) -> dict[str, float]:
@@ -148,7 +148,7 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
         best = max(seeds.values(), key=lambda r: r.score)
         diff = _differences(best.params, phased_best.params) if phased_best else "n/a"
         rows.append(f"| {name} | {_fmt(float(np.median([r.score for r in seeds.values()])))} | {_fmt(best.score)} | {diff} |")
-    h_rows = ["| pair | H^2 |", "|---|---|"] + [f"| {a} x {b} | {h:.3f} |" for (a, b), h in top]
+    h_rows = ["| pair | H^2 (interaction share) |", "|---|---|"] + [f"| {a} x {b} | {h:.3f} |" for (a, b), h in top]
     b_rows = ["| blocks | mean H^2 over axis pairs |", "|---|---|"] + [f"| {p} x {q} | {_fmt(h)} |" for (p, q), h in block_h.items()]
     i_rows = ["| axis | fANOVA importance |", "|---|---|"] + [f"| {k} | {v:.3f} |" for k, v in list(importances.items())[:10]]
     joint_best = max((r for seeds in winners.values() for r in seeds.values()), key=lambda r: r.score)
@@ -156,15 +156,18 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
     verdict = (f"{'beats' if beyond else 'does not beat'} the phased winner ({_fmt(phased_best.score)})"
                if phased_best else "cannot be compared with the phased sweep (not run)")
     answer = (f"The best configuration overall ({joint_best.searcher}, {_fmt(joint_best.score)}) {verdict}. "
-              f"bull x bear r2_threshold interaction on the surrogate: H^2 = {_fmt(strength.get(key, math.nan))} "
-              f"(0 = additive: a one-at-a-time sweep loses nothing on this pair; the strongest pair is "
-              f"{top[0][0][0]} x {top[0][0][1]} at {top[0][1]:.3f}).")
+              f"bull x bear r2_threshold on the surrogate: interaction share H^2 = {_fmt(strength.get(key, math.nan))} "
+              f"(0 = additive), fANOVA importances {_fmt(importances.get(key[0], math.nan))} and "
+              f"{_fmt(importances.get(key[1], math.nan))} (a near-zero importance means the trials show no effect of "
+              f"that axis at all, so 'additive' is then no evidence either way); the strongest pair is "
+              f"{top[0][0][0]} x {top[0][0][1]} at {top[0][1]:.3f}.")
     _write(folder, "Interactions: joint search vs the phased sweep",
            "Do joint searchers find configurations the phased one-at-a-time sweep cannot, and how strongly do the "
            "blocks interact (bull x bear r2_threshold in particular)?",
            f"{config['universe']}, space {config['space']} ({len(space)} axes), budget {config['budget']}, seeds "
-           f"{config['seeds']}; interaction strength = Friedman's H^2 on a GP surrogate fitted to all {len(finite)} "
-           f"finite trials (core axes, 7x7 grids, 48 background points); importances = Optuna's fANOVA.",
+           f"{config['seeds']}; interaction strength = H^2 on a GP surrogate fitted to all {len(finite)} "
+           f"finite trials (two-way ANOVA of each pair's partial dependence on a 7x7 grid, 48 background points; "
+           "0 = additive, 1 = pure interaction); importances = Optuna's fANOVA.",
            ["## Winners", "", *rows, "", "## Strongest pairwise interactions (core axes)", "", *h_rows, "",
             "## Block x block", "", *b_rows, "", "## Importances", "", *i_rows],
            answer, {"h2": {f"{a} x {b}": h for (a, b), h in strength.items()}, "blocks": {f"{p} x {q}": h for (p, q), h in block_h.items()},
