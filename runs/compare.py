@@ -274,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL: sqlite:///file.db (default, in the folder), postgresql://..., "
                              "or journal:FILE (default when --jobs > 1: several local processes)")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="parallel worker processes (default 1; quick: 2 where the machine has 2+ cores)")
     parser.add_argument("--resume", action="store_true", help="continue an existing experiment of the same name")
     parser.add_argument("--quick", action="store_true",
-                        help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}")
+                        help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}, 2 jobs")
     return parser
 
 
@@ -293,7 +294,8 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         parser.error("--budget must be at least 1")
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         parser.error("seeds must be distinct non-negative integers")
-    if args.jobs < 1:
+    jobs = args.jobs if args.jobs is not None else (min(2, len(os.sched_getaffinity(0))) if args.quick else 1)
+    if jobs < 1:
         parser.error("--jobs must be at least 1")
     universe = args.universe or quick["universe"]
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(universe).stem if os.sep in universe else universe)
@@ -301,7 +303,7 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         parser.error(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
     return {"name": name, "universe": universe, "universe_seed": args.universe_seed, "space": args.space,
-            "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": args.jobs}
+            "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs}
 
 
 def main(argv: list[str] | None = None) -> int:
