@@ -120,15 +120,12 @@ def _rows_equal(a: np.ndarray, b: np.ndarray) -> bool:
 def _changed(full: Mapping[str, np.ndarray], early: Mapping[str, np.ndarray], names: Sequence[str], t: int) -> str | None:
     """The first of ``names`` whose row ``t`` differs between ``full`` and ``early`` (None if all agree).
 
-    All rows are compared in one vectorised check; only on a mismatch is the culprit searched.
+    All rows are compared in one :func:`_rows_equal` call; only on a mismatch is the culprit searched.
     """
     a = np.concatenate([np.ravel(np.asarray(full[n][t], float)) for n in names])
     b = np.concatenate([np.ravel(np.asarray(early[n][t], float)) for n in names])
-    if a.shape == b.shape:
-        with np.errstate(invalid="ignore"):
-            same = (a == b) | (np.abs(a - b) <= 1e-10 + 1e-7 * np.abs(b)) | (np.isnan(a) & np.isnan(b))
-        if same.all():
-            return None
+    if a.shape == b.shape and _rows_equal(a, b):
+        return None
     return next(n for n in names if not _rows_equal(full[n][t], early[n][t]))
 
 
