@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 import policies
-from data import DataError, load_universe
+from data import Candles, DataError, load_universe
 from env import Objective, Problem, StoreError, TrialRecord, TrialStore
 from env.records import params_key
 from harness import CONTRACT_VERSION, SEARCH_END, SEARCH_START, WindowError, evaluate_holdout
@@ -66,8 +66,15 @@ class RunSpec:
 
 
 @lru_cache(maxsize=4)
+def _universe(universe: str, universe_seed: int) -> Candles:
+    """The whole universe, holdout included (read or generated once per process)."""
+    return load_universe(universe, seed=universe_seed)
+
+
+@lru_cache(maxsize=4)
 def _problem(universe: str, universe_seed: int, space: str) -> Problem:
-    return Problem.from_universe(universe, seed=universe_seed, space=space)
+    """What the searchers see: the universe cut at the end of the search window (``Problem`` cuts it)."""
+    return Problem(_universe(universe, universe_seed), SearchSpace(space))
 
 
 def _store(spec: RunSpec) -> TrialStore:
@@ -181,8 +188,8 @@ def holdout_scores(specs: Sequence[RunSpec], runs: dict[str, dict[int, list[Tria
         key = f"{spec.universe}|{spec.universe_seed}|{spec.space}|{params_key(winner.params)}"
         if key not in cache:
             problem = _problem(spec.universe, spec.universe_seed, spec.space)
-            full = load_universe(spec.universe, seed=spec.universe_seed)
             try:
+                full = _universe(spec.universe, spec.universe_seed)
                 result = evaluate_holdout(problem.space.params(winner.params), full, problem.strategy.fit_fn,
                                           problem.strategy.portfolio_fn)
                 cache[key] = {"score": result.score if math.isfinite(result.score) else "-inf",

@@ -25,7 +25,6 @@ import numpy as np
 import optuna
 
 from data import SURVIVORS, load_universe
-from env.objective import Problem
 from env.records import TrialRecord
 from env.store import distributions
 from harness import SEARCH_END, evaluate, evaluate_holdout
@@ -228,10 +227,10 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
         config, runs = _search(args, folder, "search", args.universe, args.searchers or ["phased", "random", "tpe", "gp"],
                                args.space)
     space = SearchSpace(config["space"])
-    strategy = Problem.from_universe(config["universe"], seed=config["universe_seed"], space=config["space"]).strategy
+    strategy = compare._problem(config["universe"], config["universe_seed"], config["space"]).strategy
     draws = [d for d in range(config["universe_seed"] + 1, config["universe_seed"] + 1 + args.draws)]
     markets = {d: load_universe(config["universe"], seed=d) for d in draws}
-    home = load_universe(config["universe"], seed=config["universe_seed"])
+    home = compare._universe(config["universe"], config["universe_seed"])
     cache_path = folder / "scores.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
@@ -292,8 +291,8 @@ def survivorship(args: argparse.Namespace, folder: Path) -> None:
     pit_config, pit_runs = _search(args, folder, "search-point-in-time", args.universe, searchers, args.space)
     surv_config, surv_runs = _search(args, folder, "search-survivors", args.universe + SURVIVORS, searchers, args.space)
     space = SearchSpace(args.space)
-    problem = Problem.from_universe(args.universe, space=args.space)
-    full, alive = load_universe(args.universe), load_universe(args.universe + SURVIVORS)
+    problem = compare._problem(args.universe, 0, args.space)
+    full, alive = compare._universe(args.universe, 0), compare._universe(args.universe + SURVIVORS, 0)
     rows = ["| searcher | seed | survivors-only in-sample | same config, point-in-time | point-in-time winner | inflation |",
             "|---|---|---|---|---|---|"]
     inflation = []
