@@ -152,9 +152,14 @@ def ensemble_fit(candles: Candles, params: EnsembleParams) -> dict[str, np.ndarr
 
 
 # --------------------------------------------------------------------------- portfolio_fn
+def _enabled(params: EnsembleParams) -> np.ndarray:
+    """``(3,)`` 1.0 for each specialist the switches keep, in :data:`SPECIALISTS` order."""
+    return np.array([getattr(params.switches, f"use_{name}") for name in SPECIALISTS], dtype=float)
+
+
 def _mixture(signals: Mapping[str, np.ndarray], params: EnsembleParams, days: int) -> np.ndarray:
     """``(days, 3)`` specialist mixing weights after gating, hard switch and switches."""
-    enabled = np.array([getattr(params.switches, f"use_{name}") for name in SPECIALISTS], dtype=float)
+    enabled = _enabled(params)
     if params.switches.use_hmm:
         probs = np.asarray(signals["regime"], dtype=float)
         probs = np.where(np.isnan(probs).any(axis=1, keepdims=True), 1.0, probs) * enabled
@@ -177,7 +182,7 @@ def _mixture(signals: Mapping[str, np.ndarray], params: EnsembleParams, days: in
 
 def ensemble_portfolio(signals: Mapping[str, np.ndarray], params: EnsembleParams) -> Plan:
     """``portfolio_fn``: blend or hard-switch the specialist portfolios (see the module docstring)."""
-    names = [n for n in SPECIALISTS if getattr(params.switches, f"use_{n}")]
+    enabled = _enabled(params)
     days, tokens = signals["listed"].shape
     mix = _mixture(signals, params, days)
     weights = np.zeros((days, tokens))
@@ -185,7 +190,7 @@ def ensemble_portfolio(signals: Mapping[str, np.ndarray], params: EnsembleParams
     momentum_weight = np.zeros((days, tokens))
     cooldowns = np.zeros((days, len(SPECIALISTS)), dtype=np.int64)
     for k, name in enumerate(SPECIALISTS):
-        if name not in names:
+        if not enabled[k]:
             continue
         spec = getattr(params, name)
         block = {key: signals[f"{name}.{key}"] for key in ("a1", "r2", "momentum", "vol")}
