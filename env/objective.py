@@ -24,6 +24,7 @@ import optuna
 
 from data import Candles, load_universe
 from harness import SEARCH_END, SEARCH_START, EvalResult, evaluate
+from env import faults
 from env.records import TrialRecord, params_key
 from env.store import TrialStore
 from strategy import STRATEGIES, Strategy
@@ -108,6 +109,12 @@ class Objective:
         """``(used,)`` running maximum of the score (``-inf`` until a finite score appears)."""
         return np.maximum.accumulate(np.array([r.score for r in self.history], dtype=float)) if self.history else np.array([])
 
+    def refresh(self) -> None:
+        """Re-read the store: in a shared run, the other workers' evaluations join the history and the cache."""
+        if self.store is not None:
+            self.history = self.store.refresh()
+            self._cache = {params_key(r.params): r for r in self.history}
+
     def seen(self, candidate: Candidate) -> bool:
         """Whether ``candidate`` was already evaluated (a free cache hit)."""
         return params_key(self.space.values(self.to_params(candidate))) in self._cache
@@ -141,6 +148,7 @@ class Objective:
         )
         if math.isnan(record.score):  # the harness raises first; belt and braces for custom problems
             raise RuntimeError("NaN score: a bug, never a result")
+        faults.point("evaluated")
         if self.store is not None:
             self.store.append(record, trial)
         self.history.append(record)

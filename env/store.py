@@ -11,6 +11,11 @@
   space's distributions, so optuna-dashboard shows every searcher alike.
 * One TSV per run (no concurrent writers on one file); the run drivers merge
   them into the experiment's ``trials.tsv``.
+* A **shared** run (several workers evaluating in parallel within it, see
+  ``env.leases``) holds one WAITING trial per unspent evaluation ("slots"); its
+  records are numbered in completion order when loaded, nobody fails its
+  RUNNING trials on opening (they are other workers' evaluations in flight), and
+  its TSV is rewritten from the study by whoever reports.
 * Write order: study first (the source of truth), then the TSV row (flushed and
   fsynced). On reopening, TSV rows missing after a crash are re-appended, and a
   TSV or study that does not belong to this experiment is an error, never
@@ -20,35 +25,58 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import warnings
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages import JournalStorage
+from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from env import faults, leases
 from env.records import TSV_FIXED, TrialRecord
 from strategy.space import Axis, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# RDB storages have heartbeats enabled for env.leases, which records them itself (Optuna expects
+# Study.optimize to, and warns on every ask otherwise)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 class StoreError(RuntimeError):
     """The storage or TSV is corrupted or belongs to another experiment."""
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """An Optuna storage for ``url``: ``journal:PATH`` -> file journal; anything else is an RDB URL."""
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """This process's Optuna storage for ``url`` (one object per URL).
+
+    ``journal:PATH`` -> Optuna's file journal (several processes on one machine);
+    anything else is an SQLAlchemy URL (``sqlite:///file.db``, ``postgresql://user@host/db``;
+    ``postgres://`` is accepted too) opened as an ``RDBStorage`` with heartbeats
+    enabled, so that the work of a dead worker is taken back (``env.leases``).
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    return _open_storage(url)
+
+
+@lru_cache(maxsize=None)
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
         path = url[len("journal:"):]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return url
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, heartbeat_interval=leases.HEARTBEAT_S, grace_period=leases.GRACE_S,
+                          heartbeat_stale_trial_callback=leases.requeue)
 
 
 def distribution(axis: Axis) -> BaseDistribution:
@@ -74,18 +102,27 @@ class TrialStore:
     """Persistent history of one searcher run (one study + one TSV)."""
 
     def __init__(self, storage: str, experiment: str, searcher: str, seed: int, space: SearchSpace,
-                 tsv_path: Path | str | None = None, identity: Mapping[str, Any] | None = None) -> None:
+                 tsv_path: Path | str | None = None, identity: Mapping[str, Any] | None = None,
+                 shared: bool = False, lease: Callable[[], None] | None = None) -> None:
+        """``shared``: several workers evaluate in this run at once (see the module docstring).
+        ``lease``: called before every write; raises ``env.leases.LeaseLost`` once this
+        worker's claim on the run was taken back, so a worker thought dead never writes."""
         self.space = space
         self.tsv_path = Path(tsv_path) if tsv_path is not None else None
         self.distributions = distributions(space)
+        self.shared = shared
+        self.lease = lease
         self.identity = {"space": space.name, "axes": space.names, **(identity or {})}
+        if shared:
+            self.identity["shared"] = True
         try:
             self.study = optuna.create_study(storage=open_storage(storage), direction="maximize",
                                              study_name=study_name(experiment, searcher, seed), load_if_exists=True)
         except Exception as exc:  # sqlalchemy/journal errors on a corrupted or non-Optuna file
             raise StoreError(f"cannot open Optuna storage {storage!r}: {exc}") from exc
         self._check_identity()
-        self._fail_interrupted()
+        if not shared:
+            self._fail_interrupted()
         self._records = self._load_records()
         self._sync_tsv()
 
@@ -108,13 +145,17 @@ class TrialStore:
             self.study.tell(trial.number, state=TrialState.FAIL)
 
     def _load_records(self) -> list[TrialRecord]:
-        records = []
+        trials = []
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if "duplicate_of" in trial.user_attrs:
                 continue
             if "record" not in trial.user_attrs:
                 raise StoreError(f"trial {trial.number} of {self.study.study_name!r} has no gemsearch record")
-            records.append(TrialRecord.from_json(trial.user_attrs["record"]))
+            trials.append(trial)
+        records = [TrialRecord.from_json(t.user_attrs["record"]) for t in trials]
+        if self.shared:  # workers' own counts overlap: number the evaluations in the order they completed
+            order = sorted(range(len(trials)), key=lambda i: (trials[i].datetime_complete, trials[i].number))
+            records = [dataclasses.replace(records[i], eval_index=k) for k, i in enumerate(order)]
         records.sort(key=lambda r: r.eval_index)
         if [r.eval_index for r in records] != list(range(len(records))):
             raise StoreError(f"study {self.study.study_name!r} has duplicate or missing evaluation indices")
@@ -131,6 +172,8 @@ class TrialStore:
             raise StoreError(f"{self.tsv_path}: not a gemsearch trials TSV ({exc})") from exc
 
     def _sync_tsv(self) -> None:
+        if self.shared and self.tsv_path is not None and self.tsv_path.exists():
+            self.tsv_path.unlink()  # a report of a shared run: its rows are rewritten from the study
         mine = self._read_tsv()
         for written, stored in zip(mine, self._records):
             if written.eval_index != stored.eval_index or written.params != stored.params:
@@ -164,6 +207,8 @@ class TrialStore:
 
     def append(self, record: TrialRecord, trial: optuna.trial.Trial | None = None) -> None:
         """Persist one record: tell the running Optuna ``trial`` or add a finished trial; then the TSV row."""
+        if self.lease is not None:
+            self.lease()
         attrs = {"record": record.to_json()}
         if trial is not None:
             for key, value in attrs.items():
@@ -174,6 +219,7 @@ class TrialStore:
             frozen = optuna.trial.create_trial(params=params, distributions={k: self.distributions[k] for k in params},
                                                value=record.score, user_attrs=attrs)
             self.study.add_trial(frozen)
+        faults.point("study-written")
         self._records.append(record)
         self._append_tsv(record)
 
@@ -185,3 +231,26 @@ class TrialStore:
     @property
     def records(self) -> list[TrialRecord]:
         return list(self._records)
+
+    def refresh(self) -> list[TrialRecord]:
+        """Reload the records from the study (a shared run: the other workers' evaluations too)."""
+        self._records = self._load_records()
+        return self.records
+
+    # ------------------------------------------------------------------ evaluation slots (shared runs)
+    def slots(self) -> dict[str, int]:
+        """Counts of this run's evaluation slots: ``waiting``, ``running`` (in flight), and ``spent`` records."""
+        waiting = running = 0
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+            if "slot" in trial.user_attrs:
+                waiting += trial.state == TrialState.WAITING
+                running += trial.state == TrialState.RUNNING
+        return {"waiting": waiting, "running": running, "spent": len(self._load_records())}
+
+    def ensure_slots(self, budget: int) -> int:
+        """Queue slots until spent + waiting + running slots equal ``budget`` (called by the one submitter); returns how many."""
+        counts = self.slots()
+        missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
+        for _ in range(max(0, missing)):
+            leases.enqueue(self.study, {"slot": True})
+        return max(0, missing)

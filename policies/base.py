@@ -20,6 +20,13 @@ Registering a searcher::
 
 ``make(name, **options)`` builds one; ``run(searcher, objective, seed)`` runs it to
 the end of the budget and returns the history.
+
+Parallel evaluations within one run: a searcher with ``parallel = True`` also
+implements ``ask_parallel`` (propose one configuration while other workers'
+evaluations are in flight: TPE's constant liar, the GP's pessimistic
+fantasies); :func:`run_lane` is one worker's share of such a run, drawing its
+evaluations from the run's slots (``env.store.TrialStore.ensure_slots``), so the
+budget holds exactly however many workers join.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ import abc
 import time
 from typing import Any, Callable, ClassVar
 
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from env import leases
 from env.objective import BudgetExhausted, Candidate, Objective
 from env.records import TrialRecord, params_key
 
@@ -42,6 +54,8 @@ class Searcher(abc.ABC):
     """Base class of the search policies (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    parallel: ClassVar[bool] = False
+    """Whether several workers can evaluate within one run of this searcher (``ask_parallel``)."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -51,6 +65,11 @@ class Searcher(abc.ABC):
     @abc.abstractmethod
     def search(self, objective: Objective, seed: int) -> None:
         """Propose and evaluate until ``objective.remaining == 0`` (raising ``BudgetExhausted`` is fine)."""
+
+    def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
+        """Ask ``study`` (the run's shared study) for one trial whose parameters are the next proposal,
+        given ``objective.history`` and the RUNNING trials (other workers' evaluations in flight)."""
+        raise NotImplementedError(f"searcher {self.name!r} cannot evaluate in parallel within one run")
 
 
 def register(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
@@ -82,6 +101,66 @@ def run(searcher: Searcher, objective: Objective, seed: int) -> list[TrialRecord
         pass
     searcher.stats.setdefault("search_wall_s", time.perf_counter() - began)
     return objective.history
+
+
+def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.Lease, poll_s: float = 0.5) -> int:
+    """One worker's share of a shared run: take an evaluation slot, ask, evaluate, tell; until no slot is left.
+
+    A re-proposal of an evaluated configuration is told as a free duplicate and its
+    slot queued again, as is the slot of an evaluation that raised. The lane
+    waits while other workers' evaluations are in flight (one of them may die and
+    its slot come back), and takes back the slots of dead workers itself.
+    Returns the number of real evaluations this lane made.
+    """
+    store = objective.store
+    if store is None or not store.shared:
+        raise ValueError("run_lane needs a shared TrialStore (one with evaluation slots)")
+    study = store.study
+    made = streak = 0
+    while streak < MAX_CONSECUTIVE_DUPLICATES:
+        leases.reclaim(study)
+        objective.refresh()
+        counts = store.slots()
+        if counts["waiting"] == 0:
+            if counts["running"] == 0:
+                break
+            time.sleep(poll_s)
+            continue
+        trial = searcher.ask_parallel(study, objective, seed)
+        if "slot" not in trial.user_attrs:  # another lane took the last slot between the count and the ask
+            trial.set_user_attr("no_slot", True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        lease.hold(study, trial.number)
+        if _collides(study, trial):  # an earlier lane asked for the same configuration a moment ago
+            lease.release(study, trial.number)
+            trial.set_user_attr("collision", True)
+            study.tell(trial, state=TrialState.FAIL)
+            leases.enqueue(study, {"slot": True})
+            continue
+        objective.refresh()
+        try:
+            new = not objective.seen(trial.params)
+            objective(trial.params, trial)
+        except UpdateFinishedTrialError:  # we looked dead and the slot was taken back: its replacement counts
+            continue
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            leases.requeue(study, study.get_trials(deepcopy=False)[trial.number])
+            raise
+        finally:
+            lease.release(study, trial.number)
+        if not new:
+            leases.enqueue(study, {"slot": True})
+        made += new
+        streak = 0 if new else streak + 1
+    return made
+
+
+def _collides(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
+    """Whether a lower-numbered RUNNING trial of ``study`` holds the same parameters (concurrent asks agreed)."""
+    return any(other.number < trial.number and other.params == trial.params
+               for other in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 class ReplayGuard:

@@ -15,6 +15,13 @@ the first ``t`` evaluations at the checkpoints ``t`` of :func:`tuning_points`
 (every step up to 15 evaluations, then every ``n // 10``), and every step
 refits the models on all data with the latest checkpoint's hyperparameters.
 
+Parallel within one run (``ask_parallel``): the start design's points go out
+in order, skipping those evaluated or in flight; then the GP is fitted on the
+evaluated points plus the in-flight ones with the worst finite score observed as
+their value (the pessimistic constant liar of Ginsbourger et al. 2010: the
+acquisition is pushed away from points being evaluated), and the proposal is
+fixed on the Optuna trial with ``PartialFixedSampler``.
+
 Resume: the state is ``objective.history`` itself. The start design is
 replayed (stored points are free cache hits); each later proposal is a
 deterministic function of the history and of ``(seed, evaluations so far)``
@@ -24,10 +31,18 @@ proposes exactly what an uninterrupted one does.
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
+import optuna
+from optuna.samplers import PartialFixedSampler, RandomSampler
+from optuna.trial import TrialState
 from scipy.stats import qmc
 
 from env.objective import Objective
+from env.records import params_key
+from env.store import distributions
 from policies.base import ReplayGuard, Searcher, register
 from surrogate.gp import GPSurrogate
 
@@ -46,6 +61,31 @@ def tuning_point(n: int, every_step_until: int = 15) -> int:
 @register("gp")
 class GPBayesOpt(Searcher):
     """GP-BO over the objective's space. Options: ``n_init`` (start design size, default 10)."""
+
+    parallel = True
+
+    def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
+        space = objective.space
+        pending = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.params]
+        taken = {params_key(p) for p in pending} | {params_key(r.params) for r in objective.history}
+        n_init = int(self.options.get("n_init", 10))
+        start = [space.values(space.decode(p)) for p in space.snap(qmc.LatinHypercube(d=len(space), seed=seed).random(n_init))]
+        start = [p for p in start if params_key(p) not in taken]
+        if start and len(objective.history) + len(pending) < n_init:
+            proposal = start[0]
+        else:
+            scores = np.array([r.score for r in objective.history], dtype=float)
+            finite = scores[np.isfinite(scores)]
+            lie = float(finite.min()) if finite.size else 0.0
+            x = np.array([space.encode(space.params(p)) for p in [r.params for r in objective.history] + pending])
+            y = np.concatenate([scores, np.full(len(pending), lie)])
+            rng = np.random.default_rng((seed, len(x), len(study.get_trials(deepcopy=False)), os.getpid()))
+            surrogate = GPSurrogate(space, seed=seed).fit(x, y)
+            proposal = space.values(space.decode(surrogate.propose(rng, x)))
+        with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = PartialFixedSampler(proposal, RandomSampler(seed=seed))
+        return study.ask(distributions(space))
 
     def search(self, objective: Objective, seed: int) -> None:
         space = objective.space

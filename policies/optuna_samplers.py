@@ -12,9 +12,15 @@ same storage object, loaded again with our sampler), so a resumed run continues
 the same study — its trials, duplicates included, are the sampler's state.
 Without a store, an in-memory study is seeded with ``objective.history``.
 
+Parallel within one run (``tpe`` only): each worker's ask uses TPE with
+``constant_liar=True`` (Optuna's own batch strategy: trials in flight count as
+the worst score, so concurrent asks spread out); the seed of each ask mixes the
+run's seed, the study's size and the process id (parallel runs are not
+replayable).
+
 Determinism: both are deterministic for a fixed seed. ``tpe`` is rebuilt
-before every ask with a seed derived from ``(seed, number of trials in the
-study)``: a proposal depends only on the study's trials and the run's seed, so
+before every ask with a seed derived from ``(seed, number of finished trials
+in the study)``: a proposal depends only on the study's trials and the run's seed, so
 an interrupted and resumed run proposes exactly what an uninterrupted run does.
 ``optuna-gp`` keeps one sampler per ``search`` call, because GPSampler
 warm-starts each kernel fit from the previous one (rebuilding it per ask
@@ -26,6 +32,7 @@ without repeating a trial but is not trial-for-trial the uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -74,7 +81,8 @@ class OptunaSearcher(Searcher):
         streak = 0
         while objective.remaining > 0 and streak < MAX_CONSECUTIVE_DUPLICATES:
             if self.reseed_every_ask:
-                study.sampler = self.sampler(_step_seed(seed, len(study.get_trials(deepcopy=False))))
+                # finished trials only: a trial left RUNNING by a killed process (failed on reopening) is not a step
+                study.sampler = self.sampler(_step_seed(seed, len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))))
             trial = study.ask(dists)
             try:
                 new = not objective.seen(trial.params)
@@ -98,9 +106,10 @@ class TPESearch(OptunaSearcher):
       interactions (bull x bear ``r2_threshold``) are modelled; independent TPE
       cannot represent them. Explicit because Optuna 5 derives it when None.
     * ``group=False``: every trial sets every axis (no conditional space to decompose).
-    * ``constant_liar=False``: we evaluate one trial at a time, so there are no
-      running trials to penalise (Optuna 5 turned it on by default, for parallel
-      workers); interrupted trials are failed by the store when it reopens.
+    * ``constant_liar=False`` in a sequential run: we evaluate one trial at a
+      time, so there are no running trials to penalise (Optuna 5 turned it on by
+      default, for parallel workers); interrupted trials are failed by the store
+      when it reopens. ``True`` in a parallel run (``ask_parallel``).
     * ``consider_prior=True, prior_weight=1.0, consider_magic_clip=True,
       consider_endpoints=False``, ``gamma(n) = min(ceil(0.1 n), 25)`` (the best
       10% form l(x)), ``weights`` = Optuna's ``default_weights`` (older trials
@@ -113,14 +122,21 @@ class TPESearch(OptunaSearcher):
     * ``seed``: per ask, see the module docstring.
     """
 
-    def sampler(self, seed: int) -> BaseSampler:
+    parallel = True
+
+    def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
+        n_trials = len(study.get_trials(deepcopy=False))
+        study.sampler = self.sampler(_step_seed(seed, n_trials) ^ os.getpid(), constant_liar=True)
+        return study.ask(distributions(objective.space))
+
+    def sampler(self, seed: int, constant_liar: bool = False) -> BaseSampler:
         with warnings.catch_warnings():  # the deprecation notices of the pinned legacy arguments
             warnings.simplefilter("ignore", FutureWarning)
             return TPESampler(
                 consider_prior=True, prior_weight=1.0, consider_magic_clip=True, consider_endpoints=False,
                 n_startup_trials=int(self.options.get("n_startup_trials", 10)), n_ei_candidates=24,
                 gamma=_gamma, weights=optuna.samplers._tpe.sampler.default_weights, seed=seed,
-                multivariate=True, group=False, warn_independent_sampling=False, constant_liar=False,
+                multivariate=True, group=False, warn_independent_sampling=False, constant_liar=constant_liar,
                 constraints_func=None,
             )
 

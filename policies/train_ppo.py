@@ -2,6 +2,7 @@
 
     python -m policies.train_ppo --space joint --steps 60000 --out policies/pretrained/ppo_joint.zip [--seed 0]
         [--reward improvement|regret] [--init PREVIOUS.zip]  # --init: continue training a saved policy
+        [--checkpoint-every 10000] [--restart]               # crash safety, see below
 
 Each episode is one search on a fresh :class:`~env.tasks.SyntheticTask` (seed drawn from
 ``[1_000_000, 2**31)``; tests and docs evaluate on held-out seeds below 1000) with a
@@ -17,25 +18,40 @@ Writes, next to ``--out``: the SB3 policy (``.zip``), the metadata the searcher 
 return and the mean final normalised regret (``(bound - best) / (bound - median
 random score)``, lower is better; ``bound`` is the task's analytic upper bound, so even
 the optimum has a regret above 0).
+
+Crash safety: every ``--checkpoint-every`` timesteps (at the end of a PPO update) and at the
+end, ``<out>.checkpoint`` is replaced atomically by one file holding the SB3 model (weights
+and optimizer state), the timesteps done, the episode log so far, the wall time so far and
+the run's settings. Running the same command again after a crash (``kill -9``, power loss)
+resumes from it and trains only the remaining timesteps; different settings are refused
+(``--restart`` discards the checkpoint and starts over). The outputs are written atomically
+too, and the checkpoint is removed once they are all in place.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import json
+import os
+import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import stable_baselines3
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv
 from threadpoolctl import threadpool_limits
 
-from env.gym_env import CandidateSearchEnv
+from env.gym_env import N_INIT, CandidateSearchEnv
 
 PPO_SETTINGS = dict(
     n_steps=128,  # per env: 4 envs x 128 = 512 transitions (~8 episodes) per update
@@ -49,14 +65,112 @@ PPO_SETTINGS = dict(
     policy_kwargs=dict(net_arch=[64, 64]),
 )
 N_ENVS = 4
+ROLLOUT = N_ENVS * PPO_SETTINGS["n_steps"]
+"""Transitions per PPO update: training stops at the first whole update that reaches the requested timesteps."""
+
+CHECKPOINT_EVERY = 10_000
+CHECKPOINT_FORMAT = 1
+OUTPUT_SUFFIXES = (".zip", ".json", ".csv", ".png")
+
+Row = tuple[int, float, float, int]
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed: unreadable, or written by a run with other settings."""
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where the training run writing ``out`` keeps its checkpoint (``ppo_core.zip`` -> ``ppo_core.checkpoint``)."""
+    return Path(out).with_suffix(".checkpoint")
+
+
+def run_settings(space: str, steps: int, seed: int, budget: tuple[int, int], reward: str,
+                 init: Path | None) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (the checkpoint interval may change between attempts)."""
+    return {"space": space, "steps": int(steps), "seed": int(seed), "budget_range": [int(budget[0]), int(budget[1])],
+            "reward": reward, "init": str(init) if init is not None else None, "n_envs": N_ENVS,
+            "ppo": {k: v for k, v in PPO_SETTINGS.items() if k != "policy_kwargs"} | {"net_arch": [64, 64]}}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a temporary file in the same folder, fsync, ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would make the outputs private
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left behind (hidden, ``.<name>.<random>.tmp``) for this run's files."""
+    for suffix in (*OUTPUT_SUFFIXES, ".checkpoint"):
+        for stale in out.parent.glob(f".{out.with_suffix(suffix).name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def save_checkpoint(path: Path, model: PPO, state: dict[str, Any]) -> None:
+    """One zip file: ``state.json`` (settings, timesteps, episode rows, wall time) and ``model.zip`` (SB3)."""
+    model_bytes = io.BytesIO()
+    model.save(model_bytes)
+    blob = io.BytesIO()
+    with zipfile.ZipFile(blob, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("state.json", json.dumps({"format": CHECKPOINT_FORMAT} | state))
+        archive.writestr("model.zip", model_bytes.getvalue())
+    atomic_write(path, blob.getvalue())
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The checkpoint's state and SB3 model bytes; :class:`CheckpointError` if it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            state = json.loads(archive.read("state.json"))
+            model_bytes = archive.read("model.zip")  # the zip's CRC check catches corrupted bytes
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {state.get('format')!r}, this version reads {CHECKPOINT_FORMAT}")
+        for key in ("settings", "timesteps", "target_timesteps", "rows", "train_wall_s", "resumed_from"):
+            if key not in state:
+                raise KeyError(key)
+    except Exception as error:  # BadZipFile, KeyError, JSONDecodeError, OSError, ...: all mean "cannot resume"
+        raise CheckpointError(
+            f"{path} is not a readable training checkpoint ({type(error).__name__}: {error}); "
+            f"pass --restart to discard it and train from scratch") from error
+    return state, model_bytes
+
+
+def _check_settings(path: Path, saved: dict[str, Any], wanted: dict[str, Any], done: int) -> None:
+    differences = [f"{key}={saved.get(key)!r} there, {wanted[key]!r} here"
+                   for key in wanted if saved.get(key) != wanted[key]]
+    if differences:
+        raise CheckpointError(
+            f"{path} holds an interrupted run ({done} of {saved.get('steps')} timesteps done) with other settings: "
+            f"{'; '.join(differences)}. Re-run with that run's settings to continue it, pass --restart to discard it, "
+            f"or choose another --out")
 
 
 class EpisodeLog(BaseCallback):
-    """Collects ``(timestep, return, final regret, budget)`` of every finished training episode."""
+    """Collects ``(timestep, return, final regret, budget)`` of every finished training episode.
 
-    def __init__(self) -> None:
+    ``timestep`` is the number of the episode's last transition counted over all envs (env ``i``'s
+    transition in a vectorised step is ``num_timesteps - N_ENVS + i + 1``), so it is unique and the
+    rows are strictly increasing even when several envs finish in the same step.
+    """
+
+    def __init__(self, rows: list[Row] | None = None) -> None:
         super().__init__()
-        self.rows: list[tuple[int, float, float, int]] = []
+        self.rows: list[Row] = list(rows or [])
         self.returns = np.zeros(N_ENVS)
 
     def _on_step(self) -> bool:
@@ -64,13 +178,41 @@ class EpisodeLog(BaseCallback):
         for i, done in enumerate(self.locals["dones"]):
             if done:
                 info = self.locals["infos"][i]
-                self.rows.append((self.num_timesteps, float(self.returns[i]), float(info["regret"]),
+                self.rows.append((self.num_timesteps - N_ENVS + i + 1, float(self.returns[i]), float(info["regret"]),
                                   int(info["real_evaluations"])))
                 self.returns[i] = 0.0
         return True
 
 
-def curve_table(rows: list[tuple[int, float, float, int]], blocks: int = 10) -> list[dict[str, float]]:
+class Checkpointer(BaseCallback):
+    """Saves a checkpoint after every PPO update that completes ``every`` timesteps since the last one, and at the end.
+
+    Updates are the only consistent points: the rollout buffer is not saved, so a checkpoint
+    taken inside a rollout would count transitions the policy never learned from.
+    """
+
+    def __init__(self, path: Path, every: int, state: Callable[[], dict[str, Any]], last: int) -> None:
+        super().__init__()
+        self.path, self.every, self.state, self.last = path, every, state, last
+
+    def _save(self) -> None:
+        save_checkpoint(self.path, self.model, self.state())
+        self.last = self.num_timesteps
+        print(f"checkpoint: {self.num_timesteps} timesteps -> {self.path}", flush=True)
+
+    def _on_rollout_start(self) -> None:  # i.e. after the previous update's train()
+        if self.num_timesteps - self.last >= self.every:
+            self._save()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.num_timesteps != self.last:
+            self._save()
+
+
+def curve_table(rows: list[Row], blocks: int = 10) -> list[dict[str, float]]:
     """The episode log in ``blocks`` consecutive groups: mean return and mean final regret per group."""
     table = []
     for chunk in np.array_split(np.array(rows, dtype=float), min(blocks, len(rows))):
@@ -80,49 +222,107 @@ def curve_table(rows: list[tuple[int, float, float, int]], blocks: int = 10) -> 
 
 
 def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, int] = (20, 100),
-          reward: str = "improvement", init: Path | None = None) -> dict:
+          reward: str = "improvement", init: Path | None = None, checkpoint_every: int = CHECKPOINT_EVERY,
+          restart: bool = False) -> dict:
     """Train (from scratch, or on from the policy ``init``), save ``out`` (+ ``.json``, ``.csv``, ``.png``), return the metadata.
 
-    Continuing from ``init`` adds its recorded timesteps and wall time to the totals saved.
+    Continuing from ``init`` adds its recorded timesteps and wall time to the totals saved. Training stops at
+    the first whole PPO update (:data:`ROLLOUT` transitions) that reaches ``steps`` more timesteps.
+
+    If ``<out>.checkpoint`` exists (an interrupted run) it is resumed: same settings required, else
+    :class:`CheckpointError`; ``restart=True`` discards it instead. ``checkpoint_every <= 0``: no checkpoints.
     """
+    out = Path(out)
+    if not out.suffix:  # as SB3's save would name it
+        out = out.with_suffix(".zip")
+    if not budget[0] > N_INIT or budget[1] < budget[0]:
+        raise ValueError(f"budget range {budget}: need {N_INIT} < low <= high (the first {N_INIT} evaluations "
+                         f"are the initial design)")
+    ckpt = checkpoint_path(out)
+    settings = run_settings(space, steps, seed, budget, reward, init)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    if restart and ckpt.exists():
+        print(f"--restart: discarding {ckpt}", flush=True)
+        ckpt.unlink()
+    checkpoint = None
+    if ckpt.exists():
+        checkpoint, model_bytes = load_checkpoint(ckpt)
+        _check_settings(ckpt, checkpoint["settings"], settings, checkpoint["timesteps"])
+
     torch.set_num_threads(1)
     began = time.perf_counter()
     with threadpool_limits(limits=1):  # tiny matrices: BLAS threads only cost time on a shared machine
         venv = DummyVecEnv([lambda: CandidateSearchEnv(space, budget=budget, reward=reward) for _ in range(N_ENVS)])
         venv.seed(seed)
-        if init is None:
-            model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **PPO_SETTINGS)
-            before = {"train_wall_s": 0.0}
+        if checkpoint is not None:
+            done = int(checkpoint["timesteps"])
+            try:  # envs restart with fresh episodes, seeded apart from the ones already trained on
+                model = PPO.load(io.BytesIO(model_bytes), env=venv, device="cpu", seed=seed + done)
+            except Exception as error:
+                raise CheckpointError(f"{ckpt}: the saved model does not load ({type(error).__name__}: {error}); "
+                                      f"pass --restart to discard it and train from scratch") from error
+            if model.num_timesteps != done:
+                raise CheckpointError(f"{ckpt}: the model has {model.num_timesteps} timesteps, the state {done}; "
+                                      f"pass --restart to discard it")
+            before = checkpoint["train_wall_s"]
+            target = int(checkpoint["target_timesteps"])
+            rows = [tuple(r) for r in checkpoint["rows"]]
+            resumed_from = list(checkpoint["resumed_from"]) + [done]
+            print(f"resuming {ckpt}: {done} of {target} timesteps done, {len(rows)} episodes logged", flush=True)
         else:
-            model = PPO.load(init, env=venv, device="cpu", seed=seed)
-            before = json.loads(Path(init).with_suffix(".json").read_text())
-        log = EpisodeLog()
-        if init is not None:  # the earlier episodes, for the curve (timesteps count from the very start)
-            with Path(init).with_suffix(".csv").open(newline="") as handle:
-                log.rows = [(int(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in list(csv.reader(handle))[1:]]
-        model.learn(total_timesteps=steps, callback=log, reset_num_timesteps=init is None)
-    wall = time.perf_counter() - began + before["train_wall_s"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+            resumed_from = []
+            if init is None:
+                model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **PPO_SETTINGS)
+                before, rows = 0.0, []
+            else:
+                model = PPO.load(init, env=venv, device="cpu", seed=seed)
+                before = json.loads(Path(init).with_suffix(".json").read_text())["train_wall_s"]
+                with Path(init).with_suffix(".csv").open(newline="") as handle:  # the earlier episodes, for the curve
+                    rows = [(int(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in list(csv.reader(handle))[1:]]
+            target = int(model.num_timesteps) + int(steps)
+        log = EpisodeLog(rows)
+
+        def state() -> dict[str, Any]:
+            return {"settings": settings, "timesteps": int(model.num_timesteps), "target_timesteps": target,
+                    "rows": log.rows, "train_wall_s": round(before + time.perf_counter() - began, 3),
+                    "resumed_from": resumed_from}
+
+        callbacks = [log]
+        if checkpoint_every > 0:
+            callbacks.append(Checkpointer(ckpt, checkpoint_every, state, last=int(model.num_timesteps)))
+        remaining = target - int(model.num_timesteps)
+        if remaining > 0:  # else: a run killed after its last checkpoint, before its outputs were all written
+            model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
+    wall = before + time.perf_counter() - began
     table = curve_table(log.rows)
     meta = {
         "space": space, "d": venv.envs[0].d, "timesteps": int(model.num_timesteps), "episodes": len(log.rows),
         "train_wall_s": round(wall, 1), "seed": seed, "continued_from": str(init) if init else None,
+        "requested_timesteps": target, "resumed_from": resumed_from,
         "budget_range": list(budget), "reward": reward,
         "task_seeds": list(venv.envs[0].task_seeds), "n_envs": N_ENVS,
-        "ppo": {k: v for k, v in PPO_SETTINGS.items() if k != "policy_kwargs"} | {"net_arch": [64, 64]},
-        "stable_baselines3": stable_baselines3.__version__, "curve": table,
+        "ppo": settings["ppo"], "stable_baselines3": stable_baselines3.__version__, "curve": table,
     }
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-    with out.with_suffix(".csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["timesteps", "episode_return", "final_regret", "budget"])
-        writer.writerows(log.rows)
-    _plot(log.rows, out.with_suffix(".png"), f"PPO meta-training on SyntheticTask ({space}, d={meta['d']})")
+    # every output all or nothing; the policy last, the checkpoint removed only once all are in place
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["timesteps", "episode_return", "final_regret", "budget"])
+    writer.writerows(log.rows)
+    atomic_write(out.with_suffix(".csv"), text.getvalue().encode())
+    title = f"PPO meta-training on SyntheticTask ({space}, d={meta['d']})"
+    atomic_write(out.with_suffix(".png"), _plot(log.rows, title))
+    atomic_write(out.with_suffix(".json"), (json.dumps(meta, indent=1) + "\n").encode())
+    policy = io.BytesIO()
+    model.save(policy)
+    atomic_write(out, policy.getvalue())
+    if ckpt.exists():
+        ckpt.unlink()
     return meta
 
 
-def _plot(rows: list[tuple[int, float, float, int]], path: Path, title: str) -> None:
+def _plot(rows: list[Row], title: str) -> bytes:
+    """The training curve as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,14 +339,17 @@ def _plot(rows: list[tuple[int, float, float, int]], path: Path, title: str) -> 
     ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
+    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="joint", choices=["core", "specialists", "joint"])
-    parser.add_argument("--steps", type=int, default=60_000, help="PPO timesteps (one synthetic evaluation each)")
+    parser.add_argument("--steps", type=int, default=60_000,
+                        help=f"PPO timesteps (one synthetic evaluation each), rounded up to whole updates of {ROLLOUT}")
     parser.add_argument("--out", type=Path, default=None, help="default policies/pretrained/ppo_<space>.zip")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget-low", type=int, default=20)
@@ -154,10 +357,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, default=None, help="continue training this saved policy")
     parser.add_argument("--reward", default="improvement", choices=["regret", "improvement"],
                         help="minus the normalised regret per step, or its decrease")
+    parser.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY,
+                        help="timesteps between checkpoints (<out>.checkpoint; 0: none); "
+                             "re-running the same command resumes an interrupted run from it")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an interrupted run's checkpoint and train from scratch")
     args = parser.parse_args(argv)
+    if not args.budget_high >= args.budget_low > N_INIT:
+        parser.error(f"need {N_INIT} < --budget-low <= --budget-high "
+                     f"(the first {N_INIT} evaluations are the initial design)")
     out = args.out or Path(__file__).parent / "pretrained" / f"ppo_{args.space}.zip"
-    meta = train(args.space, args.steps, out, seed=args.seed, budget=(args.budget_low, args.budget_high),
-                 reward=args.reward, init=args.init)
+    try:
+        meta = train(args.space, args.steps, out, seed=args.seed, budget=(args.budget_low, args.budget_high),
+                     reward=args.reward, init=args.init, checkpoint_every=args.checkpoint_every, restart=args.restart)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        ckpt = checkpoint_path(out if out.suffix else out.with_suffix(".zip"))
+        print(f"\ninterrupted: " + (f"re-run the same command to resume from {ckpt}" if ckpt.exists()
+                                    else "no checkpoint was written yet"), file=sys.stderr)
+        raise SystemExit(130) from None
     print(f"{meta['timesteps']} timesteps, {meta['episodes']} episodes, {meta['train_wall_s']} s -> {out}")
     print(f"{'timesteps':>10} {'episodes':>8} {'return':>9} {'final regret':>12}")
     for row in meta["curve"]:

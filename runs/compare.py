@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import math
 import multiprocessing
@@ -26,19 +27,20 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
 import policies
 from data import Candles, DataError, load_universe
-from env import Objective, Problem, StoreError, TrialRecord, TrialStore
+from env import Objective, Problem, StoreError, TrialRecord, TrialStore, leases
 from env.records import params_key
 from harness import CONTRACT_VERSION, SEARCH_END, SEARCH_START, WindowError, evaluate_holdout
-from runs import analysis, plots
+from runs import analysis, plots, worker
 from strategy.space import SPACES, SearchSpace
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -59,10 +61,27 @@ class RunSpec:
     budget: int
     searcher: str
     seed: int
+    lanes: int = 1
+    """Workers that may evaluate within this run at once (> 1: a shared run with evaluation slots)."""
 
     @property
     def tsv(self) -> Path:
         return Path(self.folder) / "runs" / f"{self.searcher}-seed{self.seed}.tsv"
+
+    @property
+    def shared(self) -> bool:
+        return self.lanes > 1
+
+
+def lanes_for(searcher: str, lanes: int) -> int:
+    """``lanes`` for a searcher that can evaluate in parallel within one run, else 1."""
+    return lanes if policies.SEARCHERS[searcher].parallel else 1
+
+
+def spec_from_config(config: dict[str, Any], storage: str, folder: Path | str, searcher: str, seed: int) -> RunSpec:
+    """The run ``searcher`` x ``seed`` of an experiment set-up (``config.json``, or the queue's copy)."""
+    return RunSpec(config["name"], str(Path(folder).resolve()), storage, config["universe"], config["universe_seed"],
+                   config["space"], config["budget"], searcher, seed, lanes_for(searcher, config.get("lanes", 1)))
 
 
 @lru_cache(maxsize=4)
@@ -77,27 +96,44 @@ def _problem(universe: str, universe_seed: int, space: str) -> Problem:
     return Problem(_universe(universe, universe_seed), SearchSpace(space))
 
 
-def _store(spec: RunSpec) -> TrialStore:
+def _store(spec: RunSpec, check: Callable[[], None] | None = None, tsv: bool = True) -> TrialStore:
+    """The run's trial store; ``check`` raises once this worker's claim on the run is lost."""
     problem = _problem(spec.universe, spec.universe_seed, spec.space)
     identity = {"universe": spec.universe, "universe_seed": spec.universe_seed,
                 "candles": problem.candles.fingerprint[:16], "strategy": problem.strategy.name}
-    return TrialStore(spec.storage, spec.experiment, spec.searcher, spec.seed, problem.space, tsv_path=spec.tsv,
-                      identity=identity)
+    return TrialStore(spec.storage, spec.experiment, spec.searcher, spec.seed, problem.space,
+                      tsv_path=spec.tsv if tsv else None, identity=identity, shared=spec.shared, lease=check)
 
 
-def execute(spec: RunSpec, progress: Any = None) -> dict[str, Any]:
-    """Run one searcher x seed to the end of its budget (resuming from its store); return its run info."""
+def execute(spec: RunSpec, progress: Any = None, holder: leases.Lease | None = None,
+            check: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run one searcher x seed to the end of its budget (resuming from its store); return its run info.
+
+    A shared run (``spec.lanes > 1``) is this worker's lane of it (``policies.run_lane``;
+    ``holder`` keeps its evaluation slots alive); ``check`` raises ``LeaseLost``
+    before any write once another worker took the run back.
+    """
     problem = _problem(spec.universe, spec.universe_seed, spec.space)
-    store = _store(spec)
+    store = _store(spec, check, tsv=not spec.shared)  # a shared run's TSV is written from its study by the report
     report = (lambda record: progress.put((spec.searcher, spec.seed, record.score))) if progress is not None else None
     objective = Objective(problem, spec.budget, searcher=spec.searcher, seed=spec.seed, store=store, on_record=report)
     searcher = policies.make(spec.searcher)
     resumed = objective.used
     began = time.perf_counter()
-    policies.run(searcher, objective, spec.seed)
+    if spec.shared:
+        own = leases.Lease(store.study._storage) if holder is None else holder
+        try:
+            policies.run_lane(searcher, objective, spec.seed, own)
+        finally:
+            if holder is None:
+                own.close()
+        objective.refresh()
+    else:
+        policies.run(searcher, objective, spec.seed)
+    best = objective.best
     return {"searcher": spec.searcher, "seed": spec.seed, "evaluations": objective.used, "resumed_from": resumed,
             "cache_hits": objective.cache_hits, "wall_s": time.perf_counter() - began,
-            "searcher_stats": _jsonable(searcher.stats)}
+            "best": best.score if best is not None and math.isfinite(best.score) else None, "searcher_stats": _jsonable(searcher.stats)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -122,28 +158,47 @@ class _Progress:
         self.bar.close()
 
 
-def run_all(specs: Sequence[RunSpec], jobs: int, done: int) -> list[dict[str, Any]]:
-    """Execute ``specs`` in this process (``jobs == 1``) or in ``jobs`` worker processes."""
-    progress = _Progress(total=sum(s.budget for s in specs), initial=done)
+def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, done: int) -> dict[str, Any]:
+    """Run ``jobs`` workers (``runs.worker.work``) on the experiment's queue here (in this process when ``jobs == 1``)."""
+    progress = _Progress(total=total, initial=done)
     try:
         if jobs <= 1:
-            return [execute(spec, progress) for spec in specs]
+            return worker.work(storage, experiment, out, progress)
         context = multiprocessing.get_context("spawn")
+        summary: dict[str, Any] = {"runs": [], "errors": [], "lost": 0}
         with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
             updates = manager.Queue()
-            pending = {pool.submit(execute, spec, updates) for spec in specs}
-            results = []
+            pending = {pool.submit(worker.work, storage, experiment, out, updates) for _ in range(jobs)}
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                results.extend(f.result() for f in finished)
+                for future in finished:
+                    for key, value in future.result().items():
+                        summary[key] += value
                 while True:
                     try:
                         progress.put(updates.get_nowait())
                     except queue_module.Empty:
                         break
-            return results
+        return summary
     finally:
         progress.close()
+
+
+@contextmanager
+def _only_process(storage: str):
+    """With SQLite, only one process may run an experiment's workers: hold a lock file beside the database."""
+    if not storage.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(storage[len("sqlite:///"):] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another process is running this experiment on {storage} (SQLite allows one; "
+                             "use --storage journal:FILE or postgresql://... for several)") from None
+        yield
 
 
 # --------------------------------------------------------------------------- results
@@ -212,8 +267,7 @@ def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], dict[s
     if not config_path.exists():
         raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
     config = json.loads(config_path.read_text())
-    specs = [RunSpec(config["name"], str(Path(folder).resolve()), config["storage"], config["universe"],
-                     config["universe_seed"], config["space"], config["budget"], searcher, seed)
+    specs = [spec_from_config(config, config["storage"], folder, searcher, seed)
              for searcher in config["searchers"] for seed in config["seeds"]]
     return config, specs, load_runs(specs)
 
@@ -275,14 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--universe", default=None,
                         help="synthetic (default), synthetic-small (quick), bear-basket, or a data file/folder")
     parser.add_argument("--universe-seed", type=int, default=0, help="market draw of a synthetic universe")
-    parser.add_argument("--space", default="joint", choices=sorted(SPACES), help="search space")
+    parser.add_argument("--space", default=None, choices=sorted(SPACES), help="search space (default joint)")
     parser.add_argument("--name", default=None, help="experiment name (folder runs/out/NAME; default from the set-up)")
     parser.add_argument("--out", type=Path, default=OUT, help="parent folder of experiment folders")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL: sqlite:///file.db (default, in the folder), postgresql://..., "
                              "or journal:FILE (default when --jobs > 1: several local processes)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel worker processes (default 1; quick: 2 where the machine has 2+ cores)")
+                        help="worker processes here (default 1; quick: 2 where the machine has 2+ cores); 0: only "
+                             "queue the runs for `python -m runs.worker` elsewhere, and report once they are done")
+    parser.add_argument("--lanes", type=int, default=1,
+                        help="workers that may evaluate within one run of a searcher that supports it (tpe, gp): "
+                             "1 keeps every run sequential and replayable")
     parser.add_argument("--resume", action="store_true", help="continue an existing experiment of the same name")
     parser.add_argument("--quick", action="store_true",
                         help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}, 2 jobs")
@@ -302,20 +360,40 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         parser.error("seeds must be distinct non-negative integers")
     jobs = args.jobs if args.jobs is not None else (min(2, len(os.sched_getaffinity(0))) if args.quick else 1)
-    if jobs < 1:
-        parser.error("--jobs must be at least 1")
+    if jobs < 0:
+        parser.error("--jobs must be 0 (queue only) or more")
+    if args.lanes < 1:
+        parser.error("--lanes must be at least 1")
     universe = args.universe or quick["universe"]
+    space = args.space or "joint"
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(universe).stem if os.sep in universe else universe)
-    name = args.name or f"compare-{label}-{args.space}-b{budget}"
+    name = args.name or f"compare-{label}-{space}-b{budget}"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         parser.error(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
-    return {"name": name, "universe": universe, "universe_seed": args.universe_seed, "space": args.space,
-            "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs}
+    return {"name": name, "universe": universe, "universe_seed": args.universe_seed, "space": space,
+            "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs,
+            "lanes": args.lanes}
+
+
+def _fill_from(previous: dict[str, Any], args: argparse.Namespace) -> None:
+    """On --resume, the set-up arguments not given again default to the experiment's own."""
+    for arg, key in (("universe", "universe"), ("space", "space"), ("budget", "budget"), ("searcher", "searchers"),
+                     ("seed_list", "seeds")):
+        if getattr(args, arg) is None and not (arg == "seed_list" and args.seeds is not None):
+            setattr(args, arg, previous[key])
+    if args.lanes == 1:
+        args.lanes = previous.get("lanes", 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.resume and args.name:  # the experiment's own set-up, from its folder or else from the storage
+        config_path = (args.out / args.name).resolve() / "config.json"
+        stored = json.loads(config_path.read_text()) if config_path.exists() else (
+            worker.ExperimentQueue(args.storage, args.name).config if args.storage else None)
+        if stored:
+            _fill_from(stored, args)
     settings = _settings(args, parser)
     folder = (args.out / settings["name"]).resolve()
     config_path = folder / "config.json"
@@ -330,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     storage = args.storage or previous.get("storage") or (
-        f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] == 1 else f"journal:{folder / 'trials.journal'}")
+        f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 else f"journal:{folder / 'trials.journal'}")
+    if storage.startswith("sqlite") and settings["jobs"] > 1:
+        print(f"error: SQLite serves one worker process; with --jobs {settings['jobs']} use --storage journal:FILE "
+              "(this machine) or postgresql://... (several machines)", file=sys.stderr)
+        return 2
     try:
         problem = _problem(settings["universe"], settings["universe_seed"], settings["space"])
     except (DataError, ValueError, OSError) as exc:
@@ -340,16 +422,26 @@ def main(argv: list[str] | None = None) -> int:
     config = {**settings, "storage": storage, "contract": CONTRACT_VERSION, "window": f"{SEARCH_START}..{SEARCH_END}",
               "candles": repr(problem.candles), "axes": SearchSpace(settings["space"]).names,
               "command": "python -m runs.compare " + " ".join(argv if argv is not None else sys.argv[1:])}
-    config_path.write_text(json.dumps(config, indent=1))
-    specs = [RunSpec(settings["name"], str(folder), storage, settings["universe"], settings["universe_seed"],
-                     settings["space"], settings["budget"], searcher, seed)
+    specs = [spec_from_config(config, storage, folder, searcher, seed)
              for searcher in settings["searchers"] for seed in settings["seeds"]]
     print(f"{settings['name']}: {len(settings['searchers'])} searchers x {len(settings['seeds'])} seeds x "
           f"budget {settings['budget']} on {problem.candles!r}, space {settings['space']!r} ({len(problem.space)} axes)\n"
           f"storage {storage}", file=sys.stderr)
     try:
-        done = sum(len(records) for seeds in load_runs(specs).values() for records in seeds.values())
-        infos = run_all(specs, settings["jobs"], done)
+        with _only_process(storage):
+            queue = worker.ExperimentQueue(storage, settings["name"])
+            queue.submit({k: v for k, v in config.items() if k != "jobs"},
+                         [(spec.searcher, spec.seed, spec.lanes) for spec in specs])
+            for spec in specs:
+                if spec.shared:
+                    _store(spec, tsv=False).ensure_slots(spec.budget)
+            config_path.write_text(json.dumps(config, indent=1))
+            if settings["jobs"] > 0:
+                done = sum(len(records) for seeds in load_runs(specs).values() for records in seeds.values())
+                summary = run_all(storage, settings["name"], args.out.resolve(), settings["jobs"],
+                                  sum(s.budget for s in specs), done)
+                for error in summary["errors"]:
+                    print(f"run failed: {error}", file=sys.stderr)
     except (StoreError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -357,17 +449,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: every finished trial is stored; continue with --resume --name {settings['name']}",
               file=sys.stderr)
         return 130
-    return finish(specs, settings, folder, storage, infos)
+    status = queue.status()
+    if status["waiting"] or status["running"]:
+        print(f"{status['complete']} run claims done, {status['running']} running, {status['waiting']} waiting: start "
+              f"workers with `python -m runs.worker --storage {storage} --experiment {settings['name']}`; report with "
+              f"`python -m runs.compare --storage {storage} --name {settings['name']} --resume --jobs 0`", file=sys.stderr)
+        return 0
+    if status["failed"]:
+        print(f"{status['failed']} run(s) failed (see above); fix and --resume to run them again", file=sys.stderr)
+        return 1
+    return finish(specs, settings, folder, storage, queue.infos())
 
 
 def finish(specs: Sequence[RunSpec], settings: dict[str, Any], folder: Path, storage: str,
            infos: Sequence[dict[str, Any]]) -> int:
     """Merge, summarise, plot and report a finished comparison."""
+    for spec in specs:  # write any rows this machine lacks (runs done by other workers) from the studies
+        _store(spec)
     runs = load_runs(specs)
     rows = merge_tsv(specs, folder / "trials.tsv")
     wall = {}
-    for info in infos:
-        wall.setdefault(info["searcher"], {})[info["seed"]] = info["wall_s"]
+    for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
+        runs_wall = wall.setdefault(info["searcher"], {})
+        runs_wall[info["seed"]] = max(runs_wall.get(info["seed"], 0.0), info["wall_s"])
     summaries = analysis.summarise(runs, settings["budget"], wall=wall)
     holdout = holdout_scores(specs, runs, folder / "holdout.json")
     goal = analysis.targets(runs, settings["budget"], "phased")

@@ -46,3 +46,34 @@ def random_universe(seed: int = 0, days: int = 160, tokens: int = 6, gaps: bool 
     dates = np.datetime64("2022-01-01") + np.arange(days)
     return Candles(dates=dates, tokens=tuple(f"T{i}USDT" for i in range(tokens)), open=open_, high=high, low=low,
                    close=close, volume=volume, name=f"random{seed}")
+
+
+POSTGRES_SERVER = Path(__file__).resolve().parents[1] / "scripts" / "postgres-server"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL storage URL: ``$GEMSEARCH_TEST_POSTGRES`` (started by ``.ci/run``), or a throwaway
+    server started here with ``scripts/postgres-server``; skipped with the reason when neither is possible
+    (a failure instead when ``GEMSEARCH_REQUIRE_POSTGRES`` is set, as in CI)."""
+    url = os.environ.get("GEMSEARCH_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tempfile.mkdtemp(prefix="gemsearch-postgres-")  # not under pytest's 0700 tmp: the server user must enter
+    started = subprocess.run([str(POSTGRES_SERVER), "start", folder, str(port)], capture_output=True, text=True)
+    if started.returncode != 0:
+        reason = f"PostgreSQL could not start ({started.stderr.strip()[-400:]}); see scripts/postgres-server"
+        if os.environ.get("GEMSEARCH_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([str(POSTGRES_SERVER), "stop", folder], capture_output=True)

@@ -31,7 +31,8 @@ def _rows(path):
     (["--searcher", "sgd"], "unknown searcher"),
     (["--budget", "0"], "--budget must be at least 1"),
     (["--seed-list", "1", "1"], "distinct"),
-    (["--jobs", "0"], "--jobs"),
+    (["--jobs", "-1"], "--jobs"),
+    (["--lanes", "0"], "--lanes"),
     (["--name", "a/b"], "--name"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, argv, message):

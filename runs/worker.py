@@ -1,0 +1,231 @@
+"""Workers: any number of processes, on one machine or many, share the runs of one experiment.
+
+    # once, anywhere: record the experiment in the storage and queue its runs (--jobs 0: run none here)
+    python -m runs.compare --storage postgresql://user@host/db --name NAME --searcher tpe gp --seeds 10 --jobs 0
+    # on every machine, as many as you like, started and stopped whenever you like
+    python -m runs.worker --storage postgresql://user@host/db --experiment NAME
+    # anywhere, once the queue is empty: the report (merges the studies into runs/out/NAME/)
+    python -m runs.compare --storage postgresql://user@host/db --name NAME --resume --jobs 0
+
+The experiment lives in the storage, nowhere else: its set-up is a user
+attribute of the queue study ``NAME/_runs`` and each searcher x seed run is one
+queued trial there (a *run claim*, ``env.leases``). A worker claims a run
+atomically, executes it (resuming from the run's own study if an earlier
+worker died in it), and marks the claim COMPLETE with the run's summary; then
+it takes the next. With ``--lanes K`` (``runs.compare``), runs of the searchers that
+can evaluate in parallel (``tpe``, ``gp``) are queued as ``K`` claims each, and
+up to ``K`` workers draw that run's evaluations from its slots together.
+
+A worker killed at any point loses nothing: its claim and slots go back to
+the queue (at once when it ran on this host, after ``GEMSEARCH_GRACE_S``
+seconds without heartbeat otherwise), and whoever takes them resumes from the
+trial store. A worker with nothing left to claim waits while other workers
+hold runs (one may die) and exits when every run is done.
+
+Storage: PostgreSQL (or any server database SQLAlchemy reaches) for several
+machines; ``journal:FILE`` for several processes on one machine. SQLite is
+refused here: it cannot arbitrate claims between processes (docs/RUNS.md).
+Exit codes: 0 every run done, 1 some run raised (its claim is FAIL with the
+error; the next ``runs.compare --resume`` queues it again), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from env import leases
+from env.store import StoreError, open_storage
+
+QUEUE_SUFFIX = "/_runs"
+SETUP_KEYS = ("universe", "universe_seed", "space")
+"""What a later submission of the same experiment must not change (the budget, searchers and seeds may grow)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One queued run (or one lane of a shared run) this worker holds."""
+
+    number: int
+    searcher: str
+    seed: int
+    lane: int
+
+
+class ExperimentQueue:
+    """The runs of one experiment as queued trials of the study ``<experiment>/_runs``."""
+
+    def __init__(self, storage: str, experiment: str) -> None:
+        self.storage_url = storage
+        self.experiment = experiment
+        try:
+            self.study = optuna.create_study(storage=open_storage(storage), study_name=experiment + QUEUE_SUFFIX,
+                                             direction="maximize", load_if_exists=True)
+        except Exception as exc:
+            raise StoreError(f"cannot open Optuna storage {storage!r}: {exc}") from exc
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The experiment's set-up as submitted (None before the first submission)."""
+        return self.study.user_attrs.get("experiment")
+
+    def submit(self, config: Mapping[str, Any], runs: Sequence[tuple[str, int, int]]) -> int:
+        """Record the set-up and queue each ``(searcher, seed, lanes)`` run not done at ``config['budget']``.
+
+        Call it from one process at a time (the experiment's owner). Returns the
+        number of claims queued.
+        """
+        stored = self.config
+        if stored is not None:
+            for key in SETUP_KEYS:
+                if stored[key] != config[key]:
+                    raise StoreError(f"experiment {self.experiment!r} in this storage has {key}={stored[key]!r}, "
+                                     f"not {config[key]!r}; use another --name")
+        self.study.set_user_attr("experiment", dict(config))
+        covered = set()
+        for trial in self.study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            if trial.state in (TrialState.WAITING, TrialState.RUNNING) or (
+                    trial.state == TrialState.COMPLETE and attrs.get("budget", 0) >= config["budget"]):
+                covered.add((attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")))
+        queued = 0
+        for searcher, seed, lanes in runs:
+            for lane in range(lanes):
+                if (searcher, seed, lane) not in covered:
+                    leases.enqueue(self.study, {"searcher": searcher, "seed": seed, "lane": lane,
+                                                "budget": config["budget"]})
+                    queued += 1
+        return queued
+
+    def pop(self) -> Claim | None:
+        trial = leases.pop(self.study)
+        if trial is None:
+            return None
+        attrs = trial.user_attrs
+        return Claim(trial.number, attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
+
+    def status(self) -> dict[str, int]:
+        """Claims by state: ``waiting``, ``running``, ``complete``, ``failed`` (runs that raised)."""
+        counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0}
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.state == TrialState.WAITING:
+                counts["waiting"] += 1
+            elif trial.state == TrialState.RUNNING:
+                counts["running"] += 1
+            elif trial.state == TrialState.COMPLETE:
+                counts["complete"] += 1
+            elif "error" in trial.user_attrs:
+                counts["failed"] += 1
+        return counts
+
+    def done(self, claim: Claim, info: Mapping[str, Any]) -> None:
+        best = info.get("best")
+        best = -math.inf if best is None else best
+        tid = leases.trial_id(self.study, claim.number)
+        self.study._storage.set_trial_user_attr(tid, "info", dict(info))
+        self.study.tell(claim.number, best)
+
+    def failed(self, claim: Claim, error: str) -> None:
+        tid = leases.trial_id(self.study, claim.number)
+        self.study._storage.set_trial_user_attr(tid, "error", error[-4000:])
+        self.study.tell(claim.number, state=TrialState.FAIL)
+
+    def infos(self) -> list[dict[str, Any]]:
+        """The run summaries of the COMPLETE claims."""
+        return [t.user_attrs["info"] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "info" in t.user_attrs]
+
+
+def refuse_sqlite(storage: str) -> None:
+    if storage.startswith("sqlite"):
+        raise StoreError("SQLite cannot arbitrate run claims between processes: use journal:FILE (one machine) "
+                         "or postgresql://... (several machines) for workers")
+
+
+def work(storage: str, experiment: str, out: Path, progress: Any = None, max_runs: int | None = None,
+         poll_s: float = 1.0, execute: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Claim and execute runs of ``experiment`` until none is left (or ``max_runs`` done); returns a summary.
+
+    ``execute(spec, progress, holder=, check=)`` runs one claim (``runs.compare.execute``).
+    """
+    if execute is None:
+        from runs.compare import execute
+    from runs.compare import spec_from_config
+
+    queue = ExperimentQueue(storage, experiment)
+    config = queue.config
+    if config is None:
+        raise StoreError(f"no experiment {experiment!r} in {storage}: queue it first with runs.compare --jobs 0")
+    holder = leases.Lease(queue.study._storage)
+    infos: list[dict[str, Any]] = []
+    errors: list[str] = []
+    lost = 0
+    try:
+        while max_runs is None or len(infos) < max_runs:
+            leases.reclaim(queue.study)
+            claim = queue.pop()
+            if claim is None:
+                if queue.status()["running"] == 0:
+                    break
+                time.sleep(poll_s)  # runs held elsewhere: one may come back if its worker dies
+                continue
+            holder.hold(queue.study, claim.number)
+            spec = spec_from_config(config, storage, out / experiment, claim.searcher, claim.seed)
+            try:
+                info = execute(spec, progress, holder=holder,
+                               check=lambda number=claim.number: holder.check(queue.study, number))
+            except leases.LeaseLost:
+                lost += 1
+                continue
+            except Exception:
+                errors.append(f"{claim.searcher} seed {claim.seed}: {traceback.format_exc()}")
+                queue.failed(claim, errors[-1])
+                continue
+            finally:
+                holder.release(queue.study, claim.number)
+            info["lane"] = claim.lane
+            queue.done(claim, info)
+            infos.append(info)
+    finally:
+        holder.close()
+    return {"runs": infos, "errors": errors, "lost": lost}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runs.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", required=True, help="postgresql://user@host/db or journal:FILE")
+    parser.add_argument("--experiment", required=True, help="the experiment's --name in runs.compare")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out",
+                        help="parent folder of this machine's per-run TSVs")
+    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the queue when idle")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        refuse_sqlite(args.storage)
+        summary = work(args.storage, args.experiment, args.out, max_runs=args.max_runs, poll_s=args.poll)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for info in summary["runs"]:
+        print(f"{info['searcher']} seed {info['seed']} lane {info['lane']}: {info['evaluations']} evaluations "
+              f"(resumed from {info['resumed_from']}), best {info['best']}", file=sys.stderr)
+    for error in summary["errors"]:
+        print(f"run failed: {error}", file=sys.stderr)
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

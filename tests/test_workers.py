@@ -1,0 +1,146 @@
+"""Workers sharing one experiment on a real PostgreSQL server; kill -9 at random points, then resume.
+
+The uninterrupted single-process run (SQLite, ``runs.compare --jobs 1``) is the
+reference: for the deterministic searchers (every sequential run: phased, random,
+tpe, gp) the distributed and the killed-and-resumed experiments must hold exactly
+its trials. Shared runs (``--lanes``) are not replayable; for them the budget must
+hold exactly and nothing may be lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from runs.compare import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = ["--universe", "synthetic-small", "--space", "core", "--searcher", "phased", "random", "tpe", "gp",
+         "--seeds", "2", "--budget", "16"]
+SEARCHERS, SEEDS, BUDGET = ("phased", "random", "tpe", "gp"), (0, 1), 16
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _trials(folder: Path) -> list[tuple]:
+    with (folder / "trials.tsv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return sorted((r["searcher"], int(r["seed"]), int(r["eval_index"]), r["score"],
+                   tuple(sorted((k, v) for k, v in r.items() if k.startswith("p.")))) for r in rows)
+
+
+def _summaries(folder: Path) -> list[dict]:
+    summary = json.loads((folder / "summary.json").read_text())
+    return [{k: v for k, v in s.items() if k != "wall_s"} for s in summary["summaries"]], summary["holdout"]
+
+
+def _workers(url: str, name: str, out: Path, count: int, kill_at: str | None = None) -> list[subprocess.Popen]:
+    env = {**os.environ, "GEMSEARCH_KILL_AT": kill_at} if kill_at else dict(os.environ)
+    env.pop("GEMSEARCH_KILL_AT", None) if not kill_at else None
+    return [subprocess.Popen([sys.executable, "-m", "runs.worker", "--storage", url, "--experiment", name,
+                              "--out", str(out / f"worker{i}"), "--poll", "0.2"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for i in range(count)]
+
+
+def _check_studies(url: str, name: str, runs: list[tuple[str, int]], budget: int) -> None:
+    """Each run holds exactly ``budget`` real evaluations, numbered 0..budget-1, no configuration twice, nothing queued."""
+    for searcher, seed in runs:
+        study = optuna.load_study(study_name=f"{name}/{searcher}/seed{seed}", storage=url)
+        records = [json.loads(t.user_attrs["record"]) if isinstance(t.user_attrs["record"], str) else t.user_attrs["record"]
+                   for t in study.get_trials(states=(TrialState.COMPLETE,)) if "duplicate_of" not in t.user_attrs]
+        assert len(records) == budget, (searcher, seed, len(records))
+        params = [json.dumps(r["params"], sort_keys=True) for r in records]
+        assert len(set(params)) == budget, f"{searcher} seed {seed} evaluated a configuration twice"
+        assert not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    queue = optuna.load_study(study_name=f"{name}/_runs", storage=url)
+    assert not queue.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The reference: the experiment run uninterrupted in one process on SQLite."""
+    out = tmp_path_factory.mktemp("single")
+    assert main(SETUP + ["--out", str(out), "--name", "ref"]) == 0
+    return out / "ref"
+
+
+def test_workers_on_postgres_share_the_runs_and_report_what_one_process_does(single, postgres_url, tmp_path):
+    name = _name("shared")
+    assert main(SETUP + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
+    workers = _workers(postgres_url, name, tmp_path, 3)
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    done = Counter(line.split(" seed")[0] for out in outputs for line in out.splitlines() if " evaluations (" in line)
+    assert sum(done.values()) == len(SEARCHERS) * len(SEEDS) and sum(1 for o in outputs if "evaluations (" in o) >= 2
+    _check_studies(postgres_url, name, [(s, seed) for s in SEARCHERS for seed in SEEDS], BUDGET)
+    # the report, on "another machine": a folder that never saw the experiment, set-up read from the storage
+    report_out = tmp_path / "reporter"
+    assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(report_out)]) == 0
+    assert _trials(report_out / name) == _trials(single)
+    assert _summaries(report_out / name) == _summaries(single)
+
+
+def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(postgres_url, tmp_path):
+    name, budget = _name("lanes"), 12
+    setup = ["--universe", "synthetic-small", "--space", "core", "--searcher", "tpe", "gp", "--seeds", "1",
+             "--budget", str(budget), "--lanes", "3"]
+    assert main(setup + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
+    workers = _workers(postgres_url, name, tmp_path, 3)
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    _check_studies(postgres_url, name, [("tpe", 0), ("gp", 0)], budget)
+    for searcher in ("tpe", "gp"):
+        study = optuna.load_study(study_name=f"{name}/{searcher}/seed0", storage=postgres_url)
+        owners = {t.user_attrs["owner"]["pid"] for t in study.get_trials(states=(TrialState.COMPLETE,))
+                  if "record" in t.user_attrs}
+        assert len(owners) >= 2, f"{searcher}: the evaluations of one run were not shared between workers"
+    assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path)]) == 0
+    indices = sorted(t[2] for t in _trials(tmp_path / name) if t[0] == "tpe")
+    assert indices == list(range(budget))
+
+
+def test_kill_minus_nine_at_random_points_then_resume_loses_and_duplicates_nothing(single, postgres_url, tmp_path):
+    """Workers die (SIGKILL) mid-evaluation, between the Optuna write and the TSV row, and at random times."""
+    name = _name("killed")
+    rng = random.Random(8)
+    assert main(SETUP + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
+    kills = 0
+    plans = ["evaluated:3", "study-written:5", None, "evaluated:9", "study-written:2", None]
+    for plan in plans:
+        workers = _workers(postgres_url, name, tmp_path, 2, kill_at=plan)
+        if plan is None:  # a random moment: whatever the workers are doing then
+            time.sleep(rng.uniform(3.0, 6.0))
+            victim = rng.choice(workers)
+            if victim.poll() is None:
+                victim.send_signal(signal.SIGKILL)
+        for w in workers:
+            try:
+                w.communicate(timeout=240)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                raise
+        kills += sum(w.returncode == -signal.SIGKILL for w in workers)
+    assert kills >= 5, f"only {kills} workers were killed: the experiment finished too early to test resuming"
+    finish = _workers(postgres_url, name, tmp_path, 2)
+    assert [w.communicate(timeout=300)[0] is not None and w.returncode for w in finish] == [0, 0]
+    _check_studies(postgres_url, name, [(s, seed) for s in SEARCHERS for seed in SEEDS], BUDGET)
+    assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path)]) == 0
+    assert _trials(tmp_path / name) == _trials(single)
+    assert _summaries(tmp_path / name) == _summaries(single)
+    print(f"\n{kills} workers killed with SIGKILL; the resumed experiment equals the uninterrupted one")
