@@ -6,13 +6,19 @@ sorted and unique) and ``tokens`` (names such as ``"BTCUSDT"``). NaN means "no
 candle that day": not yet listed, delisted, or a gap. A token exists on a day
 only if it has a candle that day (point-in-time universe).
 
-Arrays are made read-only on construction, so a ``Candles`` can be used as a
-cache key through its :attr:`fingerprint` without any risk of a stale cache.
+Arrays are sealed on construction: copied into immutable buffers (``bytes``), so
+neither the arrays nor their ``.base`` can be made writable again, the caller's
+input arrays stay the caller's, and a slice (``between``, ``head``, ``select``)
+keeps no reference to the rows and tokens it left out (the holdout of a universe
+cut at the search window is not reachable through ``close.base``). A ``Candles``
+can therefore be used as a cache key through its :attr:`fingerprint` without any
+risk of a stale cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Mapping
@@ -42,10 +48,26 @@ def as_day(value: object) -> np.datetime64:
         raise ValueError(f"not a date: {value!r}") from exc
 
 
+_SEALED: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
+"""The flat arrays :func:`_frozen` created over immutable ``bytes``, by ``id`` (to recognise their views)."""
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
+    """``array`` sealed: read-only, C-contiguous, over an immutable ``bytes`` buffer of exactly its size.
+
+    A view that covers the whole of a buffer sealed earlier (e.g. what ``between`` slices when it
+    cuts nothing) is returned as it is; anything else is copied once. Unlike ``setflags(write=False)``
+    alone, the result cannot be made writable again (numpy refuses for memory owned by ``bytes``,
+    also through ``.base``), and it keeps no larger array reachable through ``.base``.
+    """
+    owner = array.base
+    if (isinstance(owner, np.ndarray) and _SEALED.get(id(owner)) is owner and owner.nbytes == array.nbytes
+            and array.flags.c_contiguous):
+        return array
+    data = np.ascontiguousarray(array)
+    flat = np.frombuffer(data.tobytes(), dtype=data.dtype)
+    _SEALED[id(flat)] = flat
+    return flat.reshape(data.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +99,7 @@ class Candles:
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        dates = np.asarray(self.dates).astype("datetime64[D]")
+        dates = np.asarray(self.dates).astype("datetime64[D]", copy=False)
         tokens = tuple(str(t) for t in self.tokens)
         if len(set(tokens)) != len(tokens):
             raise ValueError(f"{self.name}: duplicate token names")
@@ -99,6 +121,11 @@ class Candles:
                 raise ValueError(f"{self.name}: regimes must have shape ({dates.size},)")
             object.__setattr__(self, "regimes", _frozen(regimes))
         object.__setattr__(self, "meta", dict(self.meta))
+
+    def __reduce__(self) -> tuple:
+        """Pickle/copy through the constructor, so an unpickled or deep-copied ``Candles`` is sealed too."""
+        return (type(self), (self.dates, self.tokens, *(getattr(self, name) for name in FIELDS), self.name,
+                             self.regimes, self.meta))
 
     # ------------------------------------------------------------------ shape
     @property

@@ -198,6 +198,9 @@ def _read_csv(data: bytes, origin: Origin, token: str | None, file_name: str) ->
                             encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise origin.error(f"malformed CSV: {exc}") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra leading field(s) as an index
+        raise origin.error(f"malformed CSV: the first data row has more fields than the header "
+                           f"({frame.index.nlevels + frame.shape[1]} instead of {frame.shape[1]})", at=2)
     lines = np.arange(len(frame)) + (1 if headerless else 2)
     blank = frame.isna().all(axis=1).to_numpy()
     frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
@@ -213,6 +216,10 @@ def _from_columns(frame: pd.DataFrame, origin: Origin, token: str | None, file_n
                   lines: np.ndarray) -> pd.DataFrame:
     """Validate a frame with named columns (tidy, single-token or kline layout)."""
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    twice = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if twice:
+        raise origin.error(f"column(s) {twice} appear more than once (names are compared case-insensitively)",
+                           at=1 if origin.unit == "line" else None)
     time_column = next((c for c in _TIME_COLUMNS if c in frame), None)
     missing = ([] if time_column else ["timestamp"]) + [c for c in FIELDS if c not in frame]
     if missing:

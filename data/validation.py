@@ -143,9 +143,19 @@ def _check_order(tokens: np.ndarray, ms: np.ndarray, rows: _Rows) -> None:
     rows.reject(bad, problem)
 
 
+def _numbers(values: pd.Series) -> np.ndarray:
+    """``values`` as float64, NaN where not a number; booleans (``True``, ``False``) are not numbers."""
+    number = np.array(pd.to_numeric(values, errors="coerce"), dtype=np.float64)  # a copy: written below
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return np.full(number.shape, np.nan)
+    if values.dtype == object:
+        number[values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)] = np.nan
+    return number
+
+
 def _positive(values: pd.Series, column: str, rows: _Rows) -> np.ndarray:
     """Prices as float64; missing, non-numeric, non-finite or non-positive values are rejected."""
-    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    number = _numbers(values)
     raw = values.to_numpy(dtype=object)
     missing = values.isna().to_numpy()
     rows.reject(~(np.isfinite(number) & (number > 0)),
@@ -165,7 +175,7 @@ def _check_ranges(prices: dict[str, np.ndarray], rows: _Rows) -> None:
 
 def _volume(values: pd.Series, rows: _Rows) -> np.ndarray:
     """Volume as float64; missing volume is repaired to 0.0, anything not finite and >= 0 is rejected."""
-    number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    number = _numbers(values)
     missing = values.isna().to_numpy()
     raw = values.to_numpy(dtype=object)
     rows.reject(~missing & ~(np.isfinite(number) & (number >= 0)),

@@ -30,6 +30,19 @@ def _parse(text: str) -> Any:
     return text
 
 
+class ReadOnlyDict(dict):
+    """A ``dict`` that refuses changes: a record's parameters and metrics cannot be edited by whoever holds it
+    (a searcher editing a returned record would otherwise edit the run's history and its cache)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a TrialRecord is read-only; copy it with dict(...) to change it")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (ReadOnlyDict, (dict(self),))
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One evaluation of one configuration.
@@ -55,6 +68,10 @@ class TrialRecord:
     wall_time_s: float = 0.0
     contract: str = ""
     real: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("params", "base", "stress"):
+            object.__setattr__(self, name, ReadOnlyDict(getattr(self, name)))
 
     @property
     def rejected(self) -> bool:

@@ -86,8 +86,12 @@ class EnsembleParams:
     def from_dict(cls, values: Mapping[str, Any], base: "EnsembleParams | None" = None) -> "EnsembleParams":
         """From nested ``{block: {field: value}}`` or flat ``{"block.field": value}``; missing = ``base``/defaults."""
         base = base or cls()
+        if not isinstance(values, Mapping):
+            raise ParamError(f"ensemble parameters must be a mapping, got {type(values).__name__}")
         nested: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
+            if not isinstance(key, str):
+                raise ParamError(f"ensemble parameter {key!r} must be a 'block.field' or block name (a str)")
             if isinstance(value, Mapping):
                 nested.setdefault(key, {}).update(value)
             elif "." in key:

@@ -33,6 +33,8 @@ def _check(obj: Any) -> None:
             if not isinstance(value, bool):
                 raise ParamError(f"{name}.{f.name} must be a bool, got {value!r}")
             continue
+        if expected is str and not isinstance(value, str):
+            raise ParamError(f"{name}.{f.name} must be a str, got {value!r}")
         if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ParamError(f"{name}.{f.name} must be an int, got {value!r}")
         if expected is float:
@@ -53,8 +55,10 @@ def from_mapping(cls: type, values: Mapping[str, Any], *, base: Any = None) -> A
 
     Integral floats (``5.0``) are accepted for int fields; ints for float fields.
     """
+    if not isinstance(values, Mapping):
+        raise ParamError(f"{cls.__name__} values must be a mapping of field name to value, got {type(values).__name__}")
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(set(values) - set(known), key=repr)  # keys of any type: never a TypeError from sorting
     if unknown:
         raise ParamError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
     start = asdict(base) if base is not None else {

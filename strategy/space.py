@@ -110,12 +110,30 @@ class Axis:
         # floats to 10 decimals, so that grid values and defaults survive encode -> decode exactly
         return int(round(value)) if self.kind == "int" else round(float(value), 10)
 
-    def contains(self, value: Any) -> bool:
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a searchable value of this axis (``"must be an int"``, ...); None if it is.
+
+        Never raises, whatever ``value`` is: bools are not numbers, NaN and infinities are not in any
+        range, an int axis takes integral floats (``5.0``) but not ``5.5``.
+        """
         if self.kind == "bool":
-            return isinstance(value, bool)
+            return None if isinstance(value, bool) else "must be a bool (True or False)"
+        plain = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         if self.kind == "categorical":
-            return value in self.choices
-        return self.low <= value <= self.high
+            return None if plain and value in self.choices else f"is not one of the searched choices {self.choices}"
+        if not plain or isinstance(value, str):
+            return "must be an int" if self.kind == "int" else "must be a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be finite"
+        if self.kind == "int" and isinstance(value, float) and not value.is_integer():
+            return "must be an int"
+        if not self.low <= value <= self.high:
+            return f"is outside the searched domain {(self.low, self.high)}"
+        return None
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a searchable value of this axis (see :meth:`problem`)."""
+        return self.problem(value) is None
 
 
 def _axis(block: str, field_name: str, base: EnsembleParams) -> Axis:
@@ -184,12 +202,18 @@ class SearchSpace:
         return {a.name: getattr(getattr(params, a.block), a.field) for a in self.axes}
 
     def params(self, values: Mapping[str, Any]) -> EnsembleParams:
-        """Validated :class:`EnsembleParams` from flat values (missing axes take ``base``); clear errors."""
+        """Validated :class:`EnsembleParams` from flat values (missing axes take ``base``).
+
+        Raises:
+            ParamError: ``values`` is not a mapping, a key is not an axis of this space, or a value is of
+                the wrong type or outside the searched domain (the message names the axis).
+        """
+        if not isinstance(values, Mapping):
+            raise ParamError(f"expected a mapping of 'block.field' to value, got {type(values).__name__}")
         for key, value in values.items():
-            axis = self[key]
-            if not axis.contains(value):
-                domain = axis.choices if axis.kind == "categorical" else (axis.low, axis.high)
-                raise ParamError(f"{key}={value!r} is outside the searched domain {domain}")
+            problem = self[key].problem(value)
+            if problem is not None:
+                raise ParamError(f"{key}={value!r} {problem}")
         return EnsembleParams.from_dict(dict(values), base=self.base)
 
     def encode(self, params: EnsembleParams) -> np.ndarray:
@@ -197,10 +221,19 @@ class SearchSpace:
         return np.array([a.encode(v) for a, v in zip(self.axes, self.values(params).values())])
 
     def decode(self, unit: Sequence[float]) -> EnsembleParams:
-        """Parameters at a point of ``[0, 1]^d`` (values outside are clipped)."""
-        unit = np.asarray(unit, dtype=float)
+        """Parameters at a point of ``[0, 1]^d`` (values outside, infinities included, are clipped).
+
+        Raises:
+            ParamError: not a vector of ``d`` real numbers, or NaN coordinates (the message names their axes).
+        """
+        try:
+            unit = np.asarray(unit, dtype=float)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ParamError(f"expected a vector of {len(self.axes)} unit coordinates (real numbers): {exc}") from None
         if unit.shape != (len(self.axes),):
             raise ParamError(f"expected a vector of {len(self.axes)} unit coordinates, got shape {unit.shape}")
+        if np.isnan(unit).any():
+            raise ParamError(f"unit coordinates are NaN for {[a.name for a, u in zip(self.axes, unit) if np.isnan(u)]}")
         return EnsembleParams.from_dict({a.name: a.decode(u) for a, u in zip(self.axes, unit)}, base=self.base)
 
     def snap(self, unit: np.ndarray) -> np.ndarray:
