@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import optuna
 
-from data import Candles, load_universe
+from data import Candles, DataError, load_universe
 from harness import SEARCH_END, SEARCH_START, EvalResult, evaluate
 from env import faults
 from env.records import TrialRecord, params_key
@@ -58,9 +58,18 @@ class Problem:
         return cls(load_universe(universe, seed=seed).between(None, SEARCH_END), SearchSpace(space), **kwargs)
 
     def evaluate(self, params: EnsembleParams) -> EvalResult:
-        """One real harness evaluation (base + stress) on the search window."""
-        return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn,
-                        start=self.start, end=self.end)
+        """One real harness evaluation (base + stress) on the search window.
+
+        ``DataError`` when the candles are too extreme for the frozen harness to
+        score (it annualises with Python floats, which overflow on a price path
+        that gains e.g. 1e10-fold in days: a bad tick, not a market).
+        """
+        try:
+            return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn,
+                            start=self.start, end=self.end)
+        except OverflowError as exc:
+            raise DataError(f"{self.candles.name}: the harness cannot score these candles: annualising their "
+                            f"returns overflows ({exc}); check the data for bad ticks") from exc
 
 
 Candidate = EnsembleParams | Mapping[str, Any] | Sequence[float] | np.ndarray
