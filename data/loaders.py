@@ -196,7 +196,7 @@ def _read_csv(data: bytes, origin: Origin, token: str | None, file_name: str) ->
     try:
         frame = pd.read_csv(io.BytesIO(data), header=None if headerless else 0, skip_blank_lines=False,
                             encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise origin.error(f"malformed CSV: {exc}") from None
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra leading field(s) as an index
         raise origin.error(f"malformed CSV: the first data row has more fields than the header "

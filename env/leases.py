@@ -35,7 +35,8 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled  # Optuna exports no public alias
 from optuna.trial import FrozenTrial, TrialState
 
 HEARTBEAT_S = int(os.environ.get("GEMSEARCH_HEARTBEAT_S", "10"))
@@ -55,13 +56,19 @@ def owner() -> dict[str, Any]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host is alive; a zombie (dead, not yet reaped by its parent) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): trust kill(0)
         return True
-    return True
+    return state not in ("Z", "X")
 
 
 def study_id(study: optuna.Study) -> int:
@@ -105,7 +112,7 @@ def reclaim(study: optuna.Study) -> int:
     """Fail the stale work items of ``study`` and queue their replacements; returns how many this call took back."""
     taken = 0
     storage = study._storage
-    if isinstance(storage, RDBStorage) and storage.heartbeat_interval is not None:
+    if beats(storage):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -116,6 +123,12 @@ def reclaim(study: optuna.Study) -> int:
             requeue(study, trial)
             taken += 1
     return taken
+
+
+def beats(storage: BaseStorage) -> bool:
+    """Whether ``storage`` records heartbeats (an RDB storage opened by ``env.store.open_storage``;
+    Optuna hands studies a caching wrapper around it, so no ``isinstance(.., RDBStorage)`` here)."""
+    return isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
 
 
 def _queued(trial: FrozenTrial) -> bool:
@@ -155,7 +168,7 @@ class Lease:
         self._beat(tid)
         with self._lock:
             self._held.add(tid)
-        if self._thread is None and isinstance(self.storage, RDBStorage):
+        if self._thread is None and beats(self.storage):
             self._thread = threading.Thread(target=self._run, name="gemsearch-heartbeat", daemon=True)
             self._thread.start()
 
@@ -168,7 +181,7 @@ class Lease:
             raise LeaseLost(f"trial {number} of {study.study_name!r} was taken back by another worker")
 
     def _beat(self, tid: int) -> None:
-        if isinstance(self.storage, RDBStorage):
+        if beats(self.storage):
             self.storage.record_heartbeat(tid)
 
     def _run(self) -> None:

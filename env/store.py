@@ -73,10 +73,16 @@ def _open_storage(url: str) -> optuna.storages.BaseStorage:
         return JournalStorage(JournalFileBackend(path))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # a worker frozen mid-transaction (a paused VM, a partitioned machine) must not hold its row locks
+        # past the grace period: the server ends such a session, and the other workers can take its work back
+        engine = {"pool_pre_ping": True, "connect_args": {
+            "options": f"-c idle_in_transaction_session_timeout={leases.GRACE_S * 1000}"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, heartbeat_interval=leases.HEARTBEAT_S, grace_period=leases.GRACE_S,
-                          heartbeat_stale_trial_callback=leases.requeue)
+        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=leases.HEARTBEAT_S,
+                          grace_period=leases.GRACE_S, heartbeat_stale_trial_callback=leases.requeue)
 
 
 def distribution(axis: Axis) -> BaseDistribution:

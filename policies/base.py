@@ -107,7 +107,8 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
     """One worker's share of a shared run: take an evaluation slot, ask, evaluate, tell; until no slot is left.
 
     A re-proposal of an evaluated configuration is told as a free duplicate and its
-    slot queued again, as is the slot of an evaluation that raised. The lane
+    slot queued again, as is the slot of an evaluation that raised or of a
+    configuration another lane is evaluating at that moment. The lane
     waits while other workers' evaluations are in flight (one of them may die and
     its slot come back), and takes back the slots of dead workers itself.
     Returns the number of real evaluations this lane made.
@@ -132,7 +133,7 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
             study.tell(trial, state=TrialState.FAIL)
             continue
         lease.hold(study, trial.number)
-        if _collides(study, trial):  # an earlier lane asked for the same configuration a moment ago
+        if _collides(study, trial):  # another lane asked for the same configuration at about the same time
             lease.release(study, trial.number)
             trial.set_user_attr("collision", True)
             study.tell(trial, state=TrialState.FAIL)
@@ -158,8 +159,15 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
 
 
 def _collides(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
-    """Whether a lower-numbered RUNNING trial of ``study`` holds the same parameters (concurrent asks agreed)."""
-    return any(other.number < trial.number and other.params == trial.params
+    """Whether another RUNNING trial of ``study`` holds the same parameters.
+
+    Checked after the ask, so of two lanes that agree on a configuration the
+    later one always sees the earlier (a trial holds its parameters from the
+    ask until it completes, and a completed one is in the history); when both
+    check at once both give way, which costs a slot's round trip, never an
+    evaluation.
+    """
+    return any(other.number != trial.number and other.params == trial.params
                for other in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 

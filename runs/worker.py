@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from env import leases
@@ -193,7 +194,11 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
             finally:
                 holder.release(queue.study, claim.number)
             info["lane"] = claim.lane
-            queue.done(claim, info)
+            try:
+                queue.done(claim, info)
+            except UpdateFinishedTrialError:  # taken back while we finished: the replacement claim redoes nothing
+                lost += 1
+                continue
             infos.append(info)
     finally:
         holder.close()

@@ -84,7 +84,7 @@ def test_workers_on_postgres_share_the_runs_and_report_what_one_process_does(sin
     name = _name("shared")
     assert main(SETUP + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
     workers = _workers(postgres_url, name, tmp_path, 3)
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0], outputs
     done = Counter(line.split(" seed")[0] for out in outputs for line in out.splitlines() if " evaluations (" in line)
     assert sum(done.values()) == len(SEARCHERS) * len(SEEDS) and sum(1 for o in outputs if "evaluations (" in o) >= 2
@@ -102,7 +102,7 @@ def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(pos
              "--budget", str(budget), "--lanes", "3"]
     assert main(setup + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
     workers = _workers(postgres_url, name, tmp_path, 3)
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0], outputs
     _check_studies(postgres_url, name, [("tpe", 0), ("gp", 0)], budget)
     for searcher in ("tpe", "gp"):
@@ -131,16 +131,67 @@ def test_kill_minus_nine_at_random_points_then_resume_loses_and_duplicates_nothi
                 victim.send_signal(signal.SIGKILL)
         for w in workers:
             try:
-                w.communicate(timeout=240)
+                w.communicate(timeout=900)
             except subprocess.TimeoutExpired:
                 w.kill()
                 raise
         kills += sum(w.returncode == -signal.SIGKILL for w in workers)
     assert kills >= 5, f"only {kills} workers were killed: the experiment finished too early to test resuming"
     finish = _workers(postgres_url, name, tmp_path, 2)
-    assert [w.communicate(timeout=300)[0] is not None and w.returncode for w in finish] == [0, 0]
+    assert [w.communicate(timeout=900)[0] is not None and w.returncode for w in finish] == [0, 0]
     _check_studies(postgres_url, name, [(s, seed) for s in SEARCHERS for seed in SEEDS], BUDGET)
     assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path)]) == 0
     assert _trials(tmp_path / name) == _trials(single)
     assert _summaries(tmp_path / name) == _summaries(single)
     print(f"\n{kills} workers killed with SIGKILL; the resumed experiment equals the uninterrupted one")
+
+
+def test_a_frozen_worker_loses_its_run_by_heartbeat_and_writes_nothing_after(postgres_url, tmp_path):
+    """A worker that stops beating (SIGSTOP: alive, silent, as a partitioned machine) has its run taken back
+    after the grace period; when it wakes up its next write finds the claim gone and it drops the run."""
+    setup = ["--universe", "synthetic-small", "--space", "core", "--searcher", "random", "tpe", "--seeds", "1",
+             "--budget", "40"]
+    assert main(setup + ["--out", str(tmp_path / "single"), "--name", "ref"]) == 0
+    name = _name("frozen")
+    assert main(setup + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
+    fast = {"GEMSEARCH_HEARTBEAT_S": "1", "GEMSEARCH_GRACE_S": "4"}
+    os.environ.update(fast)
+    started: list[subprocess.Popen] = []
+    try:
+        started += _workers(postgres_url, name, tmp_path, 1)
+        frozen = started[0]
+        queue = optuna.load_study(study_name=f"{name}/_runs", storage=postgres_url)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until it is mid-run: a few evaluations stored
+            held = queue.get_trials(states=(TrialState.RUNNING,))
+            if held:
+                run = held[0].user_attrs
+                try:
+                    study = optuna.load_study(study_name=f"{name}/{run['searcher']}/seed0", storage=postgres_url)
+                except KeyError:  # claimed, its study not created yet
+                    continue
+                if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 3:
+                    break
+            time.sleep(0.1)
+        frozen.send_signal(signal.SIGSTOP)
+        [rescuer] = _workers(postgres_url, name, tmp_path, 1)
+        started.append(rescuer)
+        rescued = rescuer.communicate(timeout=900)[0]
+        assert rescuer.returncode == 0, rescued
+        frozen.send_signal(signal.SIGCONT)
+        woken = frozen.communicate(timeout=120)[0]
+        assert frozen.returncode == 0, woken
+    finally:
+        for key in fast:
+            os.environ.pop(key, None)
+        for process in started:  # never leave a stopped worker behind a failed test
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+    claims = queue.get_trials()
+    taken_back = [t for t in claims if t.state == TrialState.FAIL]
+    assert len(taken_back) == 1 and taken_back[0].user_attrs["owner"]["pid"] == frozen.pid
+    assert any(t.user_attrs.get("replaces") == taken_back[0].number and t.state == TrialState.COMPLETE for t in claims)
+    _check_studies(postgres_url, name, [("random", 0), ("tpe", 0)], 40)
+    assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path)]) == 0
+    assert _trials(tmp_path / name) == _trials(tmp_path / "single" / "ref")
