@@ -108,21 +108,15 @@ def is_stale(trial: FrozenTrial, now: datetime.datetime | None = None) -> bool:
     return held_by.get("host") == socket.gethostname() and not _alive(int(held_by.get("pid", -1)))
 
 
-def reclaim(study: optuna.Study) -> int:
-    """Fail the stale work items of ``study`` and queue their replacements; returns how many this call took back."""
-    taken = 0
-    storage = study._storage
-    if beats(storage):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+def reclaim(study: optuna.Study) -> None:
+    """Fail the stale work items of ``study`` and queue their replacements."""
+    if beats(study._storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # calls requeue() for the ones it failed
-        taken += len({t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))} - before)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _queued(trial) and is_stale(trial) and _fail(study, trial):
             requeue(study, trial)
-            taken += 1
-    return taken
 
 
 def beats(storage: BaseStorage) -> bool:

@@ -245,16 +245,18 @@ class TrialStore:
 
     # ------------------------------------------------------------------ evaluation slots (shared runs)
     def slots(self) -> dict[str, int]:
-        """Counts of this run's evaluation slots: ``waiting``, ``running`` (in flight), and ``spent`` records."""
+        """Counts of this run's evaluation slots: ``waiting``, ``running`` (in flight), and ``spent``
+        (the records as of the last load or :meth:`refresh`)."""
         waiting = running = 0
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
             if "slot" in trial.user_attrs:
                 waiting += trial.state == TrialState.WAITING
                 running += trial.state == TrialState.RUNNING
-        return {"waiting": waiting, "running": running, "spent": len(self._load_records())}
+        return {"waiting": waiting, "running": running, "spent": len(self._records)}
 
     def ensure_slots(self, budget: int) -> int:
         """Queue slots until spent + waiting + running slots equal ``budget`` (called by the one submitter); returns how many."""
+        self.refresh()
         counts = self.slots()
         missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
         for _ in range(max(0, missing)):

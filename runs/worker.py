@@ -66,7 +66,6 @@ class ExperimentQueue:
     """The runs of one experiment as queued trials of the study ``<experiment>/_runs``."""
 
     def __init__(self, storage: str, experiment: str) -> None:
-        self.storage_url = storage
         self.experiment = experiment
         try:
             self.study = optuna.create_study(storage=open_storage(storage), study_name=experiment + QUEUE_SUFFIX,
