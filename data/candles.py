@@ -17,6 +17,7 @@ risk of a stale cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import weakref
 from dataclasses import dataclass, field
@@ -199,6 +200,28 @@ class Candles:
         if missing:
             raise UnknownTokenError(f"{self.name}: unknown token(s) {missing}; the universe has {self.n_tokens} tokens")
         return self._take(slice(None), np.array([self._column_index[t] for t in wanted], dtype=np.intp))
+
+    def sealed(self, end: object, name: str | None = None) -> "Candles":
+        """What is knowable at the close of day ``end``: nothing after it, in the arrays or the metadata.
+
+        Days after ``end`` are cut; tokens without a candle up to ``end`` are dropped (their names
+        would announce future listings); ``meta`` keeps only ``kinds`` (of the kept tokens) and the
+        ``listed``/``delisted`` dates up to ``end``: a generator seed or universe name, which would
+        regenerate the future, and later listing events are removed. ``name`` replaces the label
+        (e.g. a problem instance's id instead of a synthetic universe's name).
+        """
+        cut = self.between(None, end).drop_unlisted()
+        limit = str(as_day(end))
+        kept = set(cut.tokens)
+        meta: dict[str, object] = {}
+        for key in ("listed", "delisted"):
+            events = self.meta.get(key)
+            if isinstance(events, Mapping):
+                meta[key] = {t: d for t, d in events.items() if t in kept and str(d) <= limit}
+        kinds = self.meta.get("kinds")
+        if isinstance(kinds, Mapping):
+            meta["kinds"] = {t: k for t, k in kinds.items() if t in kept}
+        return dataclasses.replace(cut, name=self.name if name is None else name, meta=meta)
 
     def drop_unlisted(self) -> "Candles":
         """Drop tokens that have no candle at all in this range."""

@@ -1,8 +1,10 @@
-"""Fetch daily candles from Binance or DefiLlama and write them in the tidy format.
+"""Fetch daily candles from Binance, Bybit or DefiLlama and write them in the tidy format.
 
 Usage::
 
     python -m data.fetch binance --symbols BTCUSDT ETHUSDT --start 2020-01-01 --end 2025-12-31 --out PATH.csv
+    python -m data.fetch bybit --symbols BTCUSDT ETHUSDT --start 2020-11-01 --end 2025-11-13 --out PATH.csv.gz
+    python -m data.fetch bybit --all-linear-usdt --start 2020-11-01 --end 2025-11-13 --out PATH.csv.gz
     python -m data.fetch defillama --coins coingecko:hyperliquid=HYPEUSD --start 2025-01-01 --end 2025-06-30 --out PATH.csv
 
 The output is ``token,timestamp,open,high,low,close,volume`` (timestamp: the
@@ -14,6 +16,14 @@ Every fetched row goes through the same validation as a loaded file.
   (times in Unix ms), paging by moving ``startTime`` past the last open time until
   ``--end`` is covered or a page comes back empty. The current day's candle, not yet
   closed, is dropped.
+* **Bybit** (USDT-margined perpetuals):
+  ``GET {base}/v5/market/kline?category=linear&symbol=..&interval=D&start=..&end=..&limit=1000``
+  in windows of at most ``limit`` days, walking backwards in time from ``--end`` until
+  ``--start`` is covered or a window comes back empty (not listed yet). Volume is in
+  contracts (base coin).
+  ``--all-linear-usdt`` lists the symbols from ``GET {base}/v5/market/instruments-info`` (paged
+  with ``cursor``). The current day's candle is dropped; a listing-day candle with a price of 0
+  is dropped with a warning. See :func:`fetch_bybit`.
 * **DefiLlama**: ``GET {base}/chart/{coin}?start=..&span=..&period=1d&searchWidth=43199``
   in windows of ``span`` days, asking for the price nearest 12:00 UTC of each day
   within +-12 h, so each point lies inside its own UTC day. Each day becomes a candle
@@ -41,12 +51,14 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from data.candles import Candles
 from data.loaders import defillama_frame, klines_frame, write_tidy
-from data.validation import DAY_MS, DataError, Origin, merge
+from data.validation import DAY_MS, DataError, Origin, merge, validate, when
 
 BINANCE_URL = "https://api.binance.com"
+BYBIT_URL = "https://api.bybit.com"
 DEFILLAMA_URL = "https://coins.llama.fi"
 GetJson = Callable[[str], object]
 Sleep = Callable[[float], None]
@@ -157,6 +169,219 @@ def fetch_binance(symbols: Sequence[str], start: dt.date, end: dt.date, *, get_j
     return Candles.from_frame(merge(parts), name="binance")
 
 
+# --------------------------------------------------------------------------- Bybit
+BYBIT_KLINE_FIELDS: tuple[str, ...] = ("startTime", "openPrice", "highPrice", "lowPrice", "closePrice", "volume",
+                                       "turnover")
+"""The fields of a Bybit v5 kline (``result.list`` entry), all strings; fields after ``volume`` are not used."""
+
+_BYBIT_RATE_LIMITED = 10006  # retCode "Too many visits!": the API rate limit; retried like HTTP 429
+
+
+def _bybit_http(get_json: GetJson) -> GetJson:
+    """``get_json`` with Bybit's HTTP 403 turned into a :class:`FetchError` that says what it means."""
+
+    def get(url: str) -> object:
+        try:
+            return get_json(url)
+        except HttpError as exc:
+            if exc.status != 403:
+                raise
+            raise FetchError(f"{exc}: Bybit answers 403 when this IP went over its limit (600 requests in 5 s; "
+                             f"Bybit asks to stop and wait at least 10 minutes) or when it refuses the country or "
+                             f"region the request comes from; not retried") from None
+
+    return get
+
+
+def bybit_result(get_json: GetJson, url: str, *, retries: int = 5, sleep: Sleep = time.sleep) -> dict[str, object]:
+    """The ``result`` object of a Bybit v5 answer ``{"retCode": 0, "retMsg": "OK", "result": {...}}``.
+
+    HTTP 429 and 5xx are retried by :func:`get_with_retries`; ``retCode`` 10006 ("Too many
+    visits!", HTTP 200) is retried after 1, 2, 4, ... s, at most ``retries`` times. HTTP 403 and
+    any other non-zero ``retCode`` (e.g. 10001 "Not supported symbols") raise :class:`FetchError`
+    with Bybit's ``retMsg``.
+    """
+    get = _bybit_http(get_json)
+    attempt = 0
+    while True:
+        payload = get_with_retries(get, url, retries=retries, sleep=sleep)
+        code = payload.get("retCode") if isinstance(payload, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise FetchError(f'{url}: expected a Bybit answer {{"retCode": 0, "result": {{...}}}}, '
+                             f"got {str(payload)[:200]}")
+        if code == 0:
+            result = payload.get("result")
+            if not isinstance(result, dict) or not isinstance(result.get("list"), list):
+                raise FetchError(f'{url}: expected "result": {{"list": [...]}}, got {str(result)[:200]}')
+            return result
+        problem = f"{url}: Bybit retCode {code}: {payload.get('retMsg', '')}".rstrip(": ")
+        if code != _BYBIT_RATE_LIMITED:
+            raise FetchError(problem)
+        if attempt == retries:
+            raise FetchError(f"{problem} (gave up after {attempt + 1} attempts)")
+        sleep(float(2 ** attempt))
+        attempt += 1
+
+
+def bybit_linear_usdt_symbols(*, get_json: GetJson = urllib_get_json, base_url: str = BYBIT_URL, limit: int = 1000,
+                              sleep: Sleep = time.sleep) -> list[str]:
+    """Every trading USDT-margined perpetual on Bybit, sorted: ``contractType`` LinearPerpetual, ``quoteCoin`` USDT.
+
+    Pages ``GET {base}/v5/market/instruments-info?category=linear&status=Trading&limit=..``
+    with ``cursor`` set to the previous page's ``nextPageCursor`` until that is empty.
+    Dated futures (LinearFutures) and USDC contracts, which the same category lists, are left out.
+    """
+    symbols: set[str] = set()
+    cursor, seen = "", set()
+    while True:
+        query = {"category": "linear", "status": "Trading", "limit": limit, **({"cursor": cursor} if cursor else {})}
+        url = f"{base_url}/v5/market/instruments-info?{urllib.parse.urlencode(query)}"
+        result = bybit_result(get_json, url, sleep=sleep)
+        for item in result["list"]:
+            if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
+                raise FetchError(f"{url}: not an instrument: {str(item)[:200]}")
+            if (item.get("contractType"), item.get("quoteCoin"), item.get("status")) == ("LinearPerpetual", "USDT",
+                                                                                         "Trading"):
+                symbols.add(item["symbol"])
+        cursor = result.get("nextPageCursor") or ""
+        if not cursor:
+            break
+        if not isinstance(cursor, str) or cursor in seen:
+            raise FetchError(f"{url}: nextPageCursor {cursor!r} repeats an earlier page; stopping")
+        seen.add(cursor)
+    if not symbols:
+        raise FetchError(f"{base_url}/v5/market/instruments-info: no trading USDT perpetuals (LinearPerpetual, USDT)")
+    return sorted(symbols)
+
+
+def bybit_klines(symbol: str, start: dt.date, end: dt.date, *, get: Callable[[str], object],
+                 base_url: str = BYBIT_URL, limit: int = 1000) -> list[list[object]]:
+    """All daily klines of ``symbol`` opening on days ``start..end`` (inclusive), oldest first, without duplicates.
+
+    Windows of at most ``limit`` days are requested from ``end`` backwards (the next window
+    ends 1 ms before the previous one starts) until ``start`` is covered or a window holds no
+    candle (the symbol was not listed yet). ``get(url)`` returns the answer's ``result``. A
+    candle that two pages both hold (a boundary candle) is kept once; two different candles
+    for one open time raise :class:`FetchError`; candles outside ``start..end`` are ignored.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    first_ms, last_ms = _day_ms(start), _day_ms(end)
+    candles: dict[int, list[object]] = {}
+    window_end = last_ms + DAY_MS - 1
+    while window_end >= first_ms:
+        window_start = max(first_ms, window_end + 1 - limit * DAY_MS)
+        query = {"category": "linear", "symbol": symbol, "interval": "D", "start": window_start, "end": window_end,
+                 "limit": limit}
+        url = f"{base_url}/v5/market/kline?{urllib.parse.urlencode(query)}"
+        page = get(url)["list"]
+        for row in page:
+            try:
+                if not isinstance(row, list) or len(row) < 6:
+                    raise ValueError
+                opened = int(row[0])
+            except (TypeError, ValueError):
+                raise FetchError(f"{url}: not a Bybit kline [{', '.join(BYBIT_KLINE_FIELDS)}]: {row!r}") from None
+            if not first_ms <= opened <= last_ms + DAY_MS - 1:
+                continue
+            known = candles.setdefault(opened, row)
+            if known != row:
+                raise FetchError(f"{url}: two different candles open at {opened} ({when(opened)}): "
+                                 f"{known!r} and {row!r}")
+        if not page:
+            break
+        window_end = window_start - 1
+    return [candles[t] for t in sorted(candles)]
+
+
+def bybit_frame(rows: list[list[object]], *, token: str, origin: Origin) -> pd.DataFrame:
+    """Validate Bybit kline arrays (oldest first) into a tidy frame; row ``k`` is "kline k"."""
+    frame = pd.DataFrame([row[:6] for row in rows], columns=["time", "open", "high", "low", "close", "volume"])
+    raw = frame.assign(token=token, line=np.arange(len(frame)) + 1)
+    return validate(raw, origin)
+
+
+def _listing_day_zero(rows: list[list[object]], origin: Origin, log: Callable[[str], None]) -> list[list[object]]:
+    """Drop the first (listing-day) candle when one of its prices is 0 or negative, with a warning naming it.
+
+    Bybit's first daily candle of a new perpetual can open at 0 (e.g. BCHUSDT 2020-12-14); a
+    non-positive price anywhere else is left to the validation, which rejects it.
+    """
+    prices = pd.to_numeric(pd.Series(rows[0][1:5]), errors="coerce").to_numpy(dtype=np.float64)
+    if not (prices <= 0).any():
+        return rows
+    shown = ", ".join(f"{name} {value}" for name, value in zip(("open", "high", "low", "close"), rows[0][1:5]))
+    log(f"warning: {origin.name}: dropped the listing-day candle {when(int(rows[0][0]))} ({shown}): "
+        f"a price of 0 or below is not a price")
+    return rows[1:]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def fetch_bybit(symbols: Sequence[str], start: dt.date, end: dt.date, *, get_json: GetJson = urllib_get_json,
+                base_url: str = BYBIT_URL, limit: int = 1000, sleep: Sleep = time.sleep, now_ms: int | None = None,
+                skip_empty: bool = False, log: Callable[[str], None] = _stderr) -> Candles:
+    """Daily candles of Bybit USDT-perpetual ``symbols`` for ``start..end``; closed candles only.
+
+    Token names are the symbols (``BTCUSDT``); volume is the contracts traded (for USDT
+    perpetuals one contract is one unit of the base coin); the output matches
+    ``bybit_perp_daily.csv.gz`` (see ``docs/DATA.md``, "Fetchers").
+
+    * A candle is kept once closed: open time + 1 day <= ``now_ms`` (the current day is dropped).
+    * The listing-day candle (a symbol's first) with a price <= 0 is dropped and ``log`` gets a
+      ``"warning: ..."`` naming the symbol, the day and the prices; the shared file was built the
+      same way. A price <= 0 on any later day is rejected by the validation (:class:`DataError`).
+    * A symbol without closed candles in range raises :class:`FetchError`, or with
+      ``skip_empty`` (used by ``--all-linear-usdt``: newer listings) is skipped with a warning.
+
+    What was checked against Bybit's v5 documentation (docs search, Nov 2025 pages
+    ``bybit-exchange.github.io/docs/v5/market/kline``, ``.../v5/market/instrument``,
+    ``.../v5/rate-limit`` and copies of their text in public repositories):
+
+    * ``GET /v5/market/kline``: ``category`` (``linear`` = USDT/USDC contracts, the default),
+      ``symbol`` (upper case), ``interval`` ``D``, ``start``/``end`` in Unix ms, ``limit`` 1..1000
+      (default 200). ``result.list`` is "sorted in reverse by startTime" (newest first); each
+      candle is strings ``[startTime, openPrice, highPrice, lowPrice, closePrice, volume,
+      turnover]``; volume is in base coin for USDT contracts, the close of an unclosed candle is
+      the last traded price.
+    * ``GET /v5/market/instruments-info``: ``category=linear``, ``status`` (linear returns only
+      ``Trading`` by default), ``limit`` 1..1000 (default 500; "more than 500 linear symbols", so
+      paging is needed), ``cursor`` = the previous ``result.nextPageCursor`` (empty on the last
+      page); entries have ``symbol``, ``contractType`` (``LinearPerpetual``, ``LinearFutures``),
+      ``status``, ``quoteCoin``.
+    * Errors come as HTTP 200 with ``retCode`` != 0: 10006 "Too many visits!" is the API rate
+      limit (retried); HTTP 403 "access too frequent" is an IP ban of at least 10 minutes
+      (600 requests per 5 s), so it is reported, not retried. An unknown symbol answers
+      ``retCode`` 10001 "Not supported symbols" (seen in public client code and tests, not on
+      the documentation pages).
+    * Not documented: which ``limit`` candles Bybit returns when ``start..end`` holds more than
+      ``limit``. Each window here holds at most ``limit`` days, so the answer does not matter.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    get = lambda url: bybit_result(get_json, url, sleep=sleep)  # noqa: E731
+    parts = []
+    for number, symbol in enumerate(symbols, start=1):
+        origin = Origin(f"bybit {symbol}", unit="kline")
+        rows = bybit_klines(symbol, start, end, get=get, base_url=base_url, limit=limit)
+        rows = [row for row in rows if int(row[0]) + DAY_MS <= now_ms]
+        if rows:
+            rows = _listing_day_zero(rows, origin, log)
+        if not rows:
+            problem = f"{origin.name}: no closed daily klines between {start} and {end}"
+            if not skip_empty:
+                raise FetchError(problem)
+            log(f"warning: {problem}; skipped")
+            continue
+        parts.append((origin, bybit_frame(rows, token=symbol, origin=origin)))
+        log(f"{origin.name}: {len(rows)} daily candles {when(int(rows[0][0]))}..{when(int(rows[-1][0]))} "
+            f"({number}/{len(symbols)})")
+    if not parts:
+        raise FetchError(f"bybit: none of the {len(symbols)} symbols has closed daily klines between {start} and {end}")
+    return Candles.from_frame(merge(parts), name="bybit")
+
+
 # --------------------------------------------------------------------------- DefiLlama
 def defillama_prices(coin: str, start: dt.date, end: dt.date, *, get: Callable[[str], object],
                      base_url: str = DEFILLAMA_URL, span: int = 500) -> dict[str, object]:
@@ -221,6 +446,12 @@ def _symbol(text: str) -> str:
     return text.upper()
 
 
+def _bybit_symbol(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]{2,40}", text):
+        raise argparse.ArgumentTypeError(f"not a Bybit symbol (letters and digits, e.g. BTCUSDT): {text!r}")
+    return text.upper()
+
+
 def _coin(text: str) -> tuple[str, str | None]:
     match = re.fullmatch(r"([a-z0-9-]+:[^=\s]+?)(?:=([A-Za-z0-9]+))?", text)
     if not match:
@@ -234,18 +465,24 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     summary, _, examples = __doc__.split("\n\n")[:3]
     parser = argparse.ArgumentParser(prog="python -m data.fetch", description=summary, epilog="examples:\n" + examples,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sources = parser.add_subparsers(dest="source", required=True, metavar="{binance,defillama}")
+    sources = parser.add_subparsers(dest="source", required=True, metavar="{binance,bybit,defillama}")
     binance = sources.add_parser("binance", help="Binance spot daily klines (OHLCV)")
     binance.add_argument("--symbols", nargs="+", required=True, type=_symbol, help="e.g. BTCUSDT ETHUSDT")
+    bybit = sources.add_parser("bybit", help="Bybit USDT-perpetual daily klines (OHLCV, volume in contracts)")
+    which = bybit.add_mutually_exclusive_group(required=True)
+    which.add_argument("--symbols", nargs="+", type=_bybit_symbol, help="e.g. BTCUSDT ETHUSDT 1000PEPEUSDT")
+    which.add_argument("--all-linear-usdt", action="store_true",
+                       help="every USDT perpetual trading now (instruments-info); symbols without candles in "
+                            "range are skipped with a warning")
     defillama = sources.add_parser("defillama", help="DefiLlama daily prices (close only; volume 0)")
     defillama.add_argument("--coins", nargs="+", required=True, type=_coin,
                            help="coin ids, optionally =TOKEN: coingecko:hyperliquid=HYPEUSD (default name: SYMBOL+USD)")
-    for sub, url in ((binance, BINANCE_URL), (defillama, DEFILLAMA_URL)):
+    for sub, url in ((binance, BINANCE_URL), (bybit, BYBIT_URL), (defillama, DEFILLAMA_URL)):
         sub.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD (UTC)")
         sub.add_argument("--end", required=True, type=_date, help="last day, YYYY-MM-DD (UTC, inclusive)")
         sub.add_argument("--out", required=True, type=Path, help="output file: .csv, .csv.gz or .parquet")
         sub.add_argument("--base-url", default=url, help=f"API root (default {url})")
-    return parser, {"binance": binance, "defillama": defillama}
+    return parser, {"binance": binance, "bybit": bybit, "defillama": defillama}
 
 
 def main(argv: Sequence[str] | None = None, *, get_json: GetJson = urllib_get_json, sleep: Sleep = time.sleep) -> int:
@@ -265,6 +502,14 @@ def main(argv: Sequence[str] | None = None, *, get_json: GetJson = urllib_get_js
         if args.source == "binance":
             candles = fetch_binance(list(dict.fromkeys(args.symbols)), args.start, args.end, get_json=get_json,
                                     base_url=args.base_url, sleep=sleep)
+        elif args.source == "bybit":
+            if args.all_linear_usdt:
+                symbols = bybit_linear_usdt_symbols(get_json=get_json, base_url=args.base_url, sleep=sleep)
+                print(f"bybit: {len(symbols)} USDT perpetuals trading now", file=sys.stderr)
+            else:
+                symbols = list(dict.fromkeys(args.symbols))
+            candles = fetch_bybit(symbols, args.start, args.end, get_json=get_json, base_url=args.base_url,
+                                  sleep=sleep, skip_empty=args.all_linear_usdt)
         else:
             candles = fetch_defillama(dict(args.coins), args.start, args.end, get_json=get_json,
                                       base_url=args.base_url, sleep=sleep)

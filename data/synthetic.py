@@ -29,6 +29,8 @@ calibration table against the real data in ``../shared/data`` (see ``docs/DATA.m
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 import warnings
 import zlib
@@ -40,6 +42,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from data.candles import REGIME_NAMES, Candles
 
@@ -103,12 +106,16 @@ class UniverseSpec:
     alt_beta: tuple[float, float] = (0.8, 1.6)
     eth_idio_vol: float = 0.45
     major_idio_vol: float = 0.45  # lognormal median
-    alt_idio_vol: float = 0.65  # lognormal median
+    alt_idio_vol: float = 0.58  # lognormal median
     idio_vol_spread: float = 0.25  # log-sd of idiosyncratic vols across tokens
-    idio_dof: float = 3.5
+    idio_dof: float = 3.0
     idio_garch: tuple[float, float] = (0.06, 0.9)
     btc_idio_vol: float = 0.08
-    episode_rate: float = 3.0  # trend episodes per token and year
+    episode_rate: float = 1.5  # trend episodes per token and year
+    alt_drift: tuple[float, float] = (-0.3, 0.2)  # (mean, sd) across alts of a persistent log drift per year
+    major_drift: tuple[float, float] = (-0.1, 0.1)  # the same for majors
+    transient_vol: float = 0.06  # stationary std of a mean-reverting log-price deviation of each crypto token but BTC
+    transient_halflife_days: float = 10.0  # its half-life (pumps and dumps that fade: short-term reversal)
     episode_days: tuple[int, int] = (14, 70)
     episode_weekly_drift: tuple[float, float] = (0.02, 0.06)  # |drift| per week (log), sign random
     initial_alt_fraction: float = 0.2  # alts listed on the first day
@@ -324,7 +331,10 @@ def _crypto_block(spec: UniverseSpec, market: np.ndarray, market_sigma: np.ndarr
 
     trends = _trend_episodes(spec, n_days, kind != "btc", rng)
     crash, last = _collapses(spec, n_days, first, is_alt, rng)
-    ret = beta * market[:, None] + idio_sigma * z + trends + crash
+    drift = np.where(is_alt, rng.normal(*spec.alt_drift, n), rng.normal(*spec.major_drift, n))
+    drift[kind == "btc"] = drift[kind == "eth"] = 0.0
+    ret = beta * market[:, None] + idio_sigma * z + trends + crash + drift / DAYS_PER_YEAR
+    ret += _transient(spec, n_days, kind != "btc", rng)
 
     price = np.where(is_alt, np.exp(rng.uniform(np.log(1e-3), np.log(50.0), n)),
                      np.exp(rng.uniform(np.log(0.05), np.log(300.0), n)))
@@ -335,6 +345,19 @@ def _crypto_block(spec: UniverseSpec, market: np.ndarray, market_sigma: np.ndarr
     dollar = np.where(is_alt, 1e7 * np.exp(rng.standard_normal(n)), 1e8 * np.exp(0.5 * rng.standard_normal(n)))
     dollar[kind == "btc"], dollar[kind == "eth"] = 1.5e9, 7e8
     return _Block(names, kinds, log_close, ret, sigma, first, last, dollar)
+
+
+def _transient(spec: UniverseSpec, n_days: int, eligible: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``days x tokens`` log-return contribution of a stationary AR(1) log-price deviation (short-term reversal).
+
+    The deviation ``x_t = phi x_{t-1} + eta_t`` (``phi`` from ``transient_halflife_days``) has stationary std
+    ``transient_vol``; its daily change enters the returns, so a move away from trend is given back over weeks.
+    """
+    phi = 0.5 ** (1.0 / spec.transient_halflife_days)
+    noise = rng.standard_normal((n_days, eligible.size)) * spec.transient_vol * np.sqrt(1.0 - phi ** 2)
+    noise[0] /= np.sqrt(1.0 - phi ** 2)  # start in the stationary distribution
+    deviation = ar1(noise, phi) * eligible
+    return np.diff(deviation, axis=0, prepend=0.0)
 
 
 def _trend_episodes(spec: UniverseSpec, n_days: int, eligible: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -540,6 +563,33 @@ def listing_rates(close: np.ndarray) -> tuple[float, float]:
     return float((first > 0).sum() / years / size), float((last < n_days - 1).sum() / years / size)
 
 
+def momentum_rank_ic(candles: Candles, columns: np.ndarray, start: str = "2021-01-01", end: str = "2025-12-31",
+                     horizon: int = 28, min_tokens: int = 8) -> tuple[float, float, int]:
+    """``(mean, standard error, dates)`` of the cross-sectional momentum rank IC.
+
+    On dates ``t`` of ``start..end`` taken ``horizon`` days apart (non-overlapping), the Spearman
+    correlation across the ``columns`` (``(tokens,)`` bool) between each token's past ``horizon``-day
+    log return and its next ``horizon``-day log return (tokens with both, at least ``min_tokens``);
+    the mean over dates, and its standard error std / sqrt(dates). Positive = momentum, negative =
+    reversal: what a momentum strategy feeds on.
+    """
+    with _quiet():
+        log_close = np.log(candles.close[:, columns])
+    dates = candles.dates
+    rows = np.flatnonzero((dates >= np.datetime64(start, "D")) & (dates <= np.datetime64(end, "D")))
+    rows = rows[(rows >= horizon) & (rows + horizon < candles.n_days)][::horizon]
+    ics = []
+    for t in rows:
+        past, future = log_close[t] - log_close[t - horizon], log_close[t + horizon] - log_close[t]
+        both = np.isfinite(past) & np.isfinite(future)
+        if both.sum() >= min_tokens:
+            ics.append(stats.spearmanr(past[both], future[both]).statistic)
+    ics = np.asarray([ic for ic in ics if np.isfinite(ic)])
+    if ics.size < 2:
+        return float("nan"), float("nan"), int(ics.size)
+    return float(ics.mean()), float(ics.std(ddof=1) / np.sqrt(ics.size)), int(ics.size)
+
+
 def run_lengths(labels: np.ndarray) -> np.ndarray:
     """Lengths in days of the runs of equal consecutive labels of a ``(days,)`` path."""
     labels = np.asarray(labels)
@@ -660,11 +710,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def report(universe: str = "synthetic", seed: int = 0, real_dir: Path | None = REAL_DATA_DIR) -> str:
-    """Markdown calibration table of ``generate(universe, seed)``, next to the real data when ``real_dir`` exists.
+def report_rows(universe: str = "synthetic", seed: int = 0, real_dir: Path | None = REAL_DATA_DIR
+                ) -> tuple[str, list[str], list[list[object]], str]:
+    """``(title, header, rows, note)`` of the calibration table of ``generate(universe, seed)``.
 
     Crypto universes are compared with ``binance_top50_daily.csv.gz`` (cross-section, 2018-01-01..2026-01-01)
-    and ``btcusdt_daily.csv`` (BTC rows); ``bear-basket`` per token with ``bear_portfolio_candles.csv``.
+    and ``btcusdt_daily.csv`` (BTC rows) when ``real_dir`` exists; ``bear-basket`` per token with
+    ``bear_portfolio_candles.csv``.
     """
     candles = generate(universe, seed)
     have_real = real_dir is not None and Path(real_dir).is_dir()
@@ -673,19 +725,24 @@ def report(universe: str = "synthetic", seed: int = 0, real_dir: Path | None = R
         synthetic = basket_summary(candles)
         real = basket_summary(_load_basket(Path(real_dir))) if have_real else {}
         rows = [[f"{token} {key}", value, *([real[token][key]] if token in real else [])]
-                for token, stats in synthetic.items() for key, value in stats.items()]
-        header = ["statistic", "synthetic", *(["real (bear_portfolio_candles.csv)"] if real else [])]
-        return f"{title}\n\n{_table(header, rows)}\n"
+                for token, stats_ in synthetic.items() for key, value in stats_.items()]
+        return title, ["statistic", "synthetic", *(["real (bear_portfolio_candles.csv)"] if real else [])], rows, ""
     synthetic = calibration(candles, candles.meta["kinds"], candles.close[:, candles.column("BTCUSDT")])
     if not have_real:
-        return f"{title}; no real data at {real_dir}\n\n{_table(['statistic', 'synthetic'], list(synthetic.items()))}\n"
+        return f"{title}; no real data at {real_dir}", ["statistic", "synthetic"], list(map(list, synthetic.items())), ""
     real = calibration(*load_real(Path(real_dir)))
     rows = [[label, value, real.get(label, "n/a (no true path)")] for label, value in synthetic.items()]
-    note = (f"\n\nReal: BTC rows from `btcusdt_daily.csv`, the others from `binance_top50_daily.csv.gz` "
+    note = (f"Real: BTC rows from `btcusdt_daily.csv`, the others from `binance_top50_daily.csv.gz` "
             f"(finished candles to 2026-01-01; survivorship-biased, so no delistings). Trend rule: 90-day log "
             f"return > +{TREND_BAND} bull, < -{TREND_BAND} bear, else ranging. 'alt' = every crypto token but "
             f"BTC and ETH (synthetic: majors and alts; real: wrapped tokens, PAXG and stablecoins excluded).")
-    return f"{title}\n\n{_table(['statistic', 'synthetic', 'real'], rows)}{note}\n"
+    return title, ["statistic", "synthetic", "real"], rows, note
+
+
+def report(universe: str = "synthetic", seed: int = 0, real_dir: Path | None = REAL_DATA_DIR) -> str:
+    """The calibration table of :func:`report_rows` as markdown."""
+    title, header, rows, note = report_rows(universe, seed, real_dir)
+    return f"{title}\n\n{_table(header, rows)}" + (f"\n\n{note}" if note else "") + "\n"
 
 
 def _load_basket(real_dir: Path) -> Candles:
@@ -694,10 +751,22 @@ def _load_basket(real_dir: Path) -> Candles:
     return load_path(real_dir / "bear_portfolio_candles.csv")
 
 
+def _no_nan(value: object) -> object:
+    """``value`` with NaN as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m data.synthetic --report [--seed N] [--universe NAME] [--real-dir DIR]``."""
+    """``python -m data.synthetic --report [--json] [--seed N] [--universe NAME] [--real-dir DIR]``."""
     parser = argparse.ArgumentParser(prog="python -m data.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="print the calibration table (markdown)")
+    parser.add_argument("--json", action="store_true", help="with --report: one JSON object instead")
     parser.add_argument("--universe", default="synthetic", choices=sorted(UNIVERSES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real-dir", type=Path, default=REAL_DATA_DIR,
@@ -705,9 +774,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     began = time.perf_counter()
     candles = generate(args.universe, args.seed)
-    print(f"{candles!r} generated in {time.perf_counter() - began:.2f} s")
-    if args.report:
-        print(report(args.universe, args.seed, args.real_dir))
+    print(f"{candles!r} generated in {time.perf_counter() - began:.2f} s", file=sys.stderr)
+    if not args.report:
+        return 0
+    title, header, rows, note = report_rows(args.universe, args.seed, args.real_dir)
+    feeds_on: dict[str, object] = {}
+    if UNIVERSES[args.universe].crypto:
+        # the strategy-level rows need the strategy's fits and the suites' random pools: the one place where
+        # the data layer reaches up (only this command line; the module itself imports nothing above data)
+        from instances.calibration import feeds_on_rows, strategy_calibration
+
+        feeds_on = strategy_calibration(candles, args.real_dir)
+        rows = rows + feeds_on_rows(feeds_on, real=len(header) > 2)
+    if args.json:
+        document = {"title": title, "rows": {str(r[0]): r[1:] for r in rows}, **feeds_on, "note": note}
+        print(json.dumps(_no_nan(document), indent=1, allow_nan=False))
+    else:
+        print(f"{title}\n\n{_table(header, rows)}" + (f"\n\n{note}" if note else ""))
     return 0
 
 

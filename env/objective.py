@@ -9,7 +9,8 @@ count as spent and fill the cache, so a deterministic searcher replaying its
 proposals continues exactly where it stopped.
 
 Searchers never see the candles past the search window: ``Problem`` keeps only
-data up to ``SEARCH_END``, and the holdout is evaluated by the run drivers alone.
+data sealed at its split's search end (:meth:`data.candles.Candles.sealed`), and the
+holdout is evaluated by the run drivers alone.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 import optuna
 
 from data import Candles, DataError, load_universe
-from harness import SEARCH_END, SEARCH_START, EvalResult, evaluate
+from harness import DEFAULT_SPLIT, EvalResult, Split, evaluate
 from env import faults
 from env.records import TrialRecord, params_key
 from env.store import TrialStore
+from instances import Instance
 from strategy import STRATEGIES, Strategy
 from strategy.ensemble import EnsembleParams
 from strategy.space import SearchSpace
@@ -38,24 +40,33 @@ class BudgetExhausted(RuntimeError):
 
 @dataclass
 class Problem:
-    """What is optimised: the search-window candles, the strategy, the search space, the window.
+    """What is optimised: the search-window candles, the strategy, the search space, the split.
 
-    ``candles`` is cut at ``SEARCH_END`` on construction: nothing reachable from a
-    ``Problem`` holds holdout data.
+    ``candles`` is sealed at the split's search end on construction
+    (:meth:`~data.candles.Candles.sealed`: no later day, no later listing, no metadata that
+    regenerates the future): nothing reachable from a ``Problem`` holds holdout data.
+    ``instance`` names the problem instance (records and reports).
     """
 
     candles: Candles
     space: SearchSpace = field(default_factory=SearchSpace)
     strategy: Strategy = field(default_factory=lambda: STRATEGIES["ensemble"])
-    start: str = str(SEARCH_START)
-    end: str = str(SEARCH_END)
+    split: Split = DEFAULT_SPLIT
+    instance: str = ""
 
     def __post_init__(self) -> None:
-        self.candles = self.candles.between(None, SEARCH_END)
+        self.candles = self.candles.sealed(self.split.search_end, name=self.instance or None)
 
     @classmethod
-    def from_universe(cls, universe: str = "synthetic", seed: int = 0, space: str = "joint", **kwargs: Any) -> "Problem":
-        return cls(load_universe(universe, seed=seed).between(None, SEARCH_END), SearchSpace(space), **kwargs)
+    def from_instance(cls, instance: Instance, space: SearchSpace | None = None) -> "Problem":
+        """The instance's problem (``space`` overrides its named space, e.g. with another base)."""
+        return cls(instance.search_candles(), space or SearchSpace(instance.space), STRATEGIES[instance.strategy],
+                   instance.split, instance.id)
+
+    @classmethod
+    def from_universe(cls, universe: str = "synthetic", seed: int = 0, space: str = "joint") -> "Problem":
+        """The default instance on ``universe`` (the seed's protocol: search 2021-2025)."""
+        return cls.from_instance(Instance.default(universe, seed=seed, space=space))
 
     def evaluate(self, params: EnsembleParams) -> EvalResult:
         """One real harness evaluation (base + stress) on the search window.
@@ -65,8 +76,7 @@ class Problem:
         that gains e.g. 1e10-fold in days: a bad tick, not a market).
         """
         try:
-            return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn,
-                            start=self.start, end=self.end)
+            return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn, split=self.split)
         except OverflowError as exc:
             raise DataError(f"{self.candles.name}: the harness cannot score these candles: annualising their "
                             f"returns overflows ({exc}); check the data for bad ticks") from exc

@@ -3,14 +3,14 @@
 These are market facts and the experiment's split, not strategy parameters.
 Changing anything under ``harness/`` requires bumping :data:`CONTRACT_VERSION`
 and recording the new source fingerprint in ``harness/CONTRACT.lock``
-(``python -m harness.integrity --bump VERSION``); the test suite enforces it.
+(``python -m harness --record``); the test suite enforces it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 
-CONTRACT_VERSION = "1.0.2"
+CONTRACT_VERSION = "2.0.0"
 
 FEE_RATE = 0.003
 """Fee per trade leg as a fraction of the traded amount (10 bps exchange + 20 bps slippage)."""
@@ -28,13 +28,14 @@ POSITION_EPSILON = 1e-12
 """A position whose quantity falls to or below this after a sale is closed."""
 
 SEARCH_START = _dt.date(2021, 1, 1)
-"""First scored day of the search window (inclusive)."""
+"""First scored day of the default split's search window (inclusive; :data:`harness.split.DEFAULT_SPLIT`)."""
 
 SEARCH_END = _dt.date(2025, 12, 31)
-"""Last scored day of the search window (inclusive). Everything after it is the sealed holdout."""
+"""Last scored day of the default split's search window (inclusive); its holdout is every later day.
+A problem instance brings its own :class:`harness.split.Split` (contract 2.0)."""
 
 WARMUP_DAYS = 250
-"""Calendar days of history before a window's first scored day that fits may use."""
+"""Calendar days of history before a window's first scored day that fits may use (the default split's)."""
 
 REJECT_ANNUALIZED_BELOW = -0.50
 """Hard rejection: base-run annualised return below -50%."""

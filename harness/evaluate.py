@@ -3,8 +3,10 @@
 The strategy is injected (``fit_fn``, ``portfolio_fn``; see :mod:`harness.plan`),
 never imported. The harness
 
-1. cuts the candles at :data:`~harness.contract.SEARCH_END` (the sealed holdout
-   is unreachable through :func:`evaluate`) and to the window plus warm-up,
+1. seals the candles at the split's ``search_end`` (:meth:`data.candles.Candles.sealed`:
+   no later day, no token that lists later, no metadata that regenerates the future; a
+   problem instance brings its own :class:`~harness.split.Split`, the default is the
+   seed's 2021-2025 protocol) and cuts them to the window plus warm-up,
 2. asks the strategy for bulk signals and a plan,
 3. audits causality: at :data:`~harness.contract.AUDIT_DAYS` days it recomputes
    signals and plan from data truncated at that day and rejects any difference
@@ -12,7 +14,7 @@ never imported. The harness
 4. runs the base and stress backtests with pinned fees and capital and scores them.
 
 Only :func:`evaluate_holdout`, called by the run drivers after a search has
-ended, scores days after ``SEARCH_END``.
+ended, scores the split's holdout window (and sees nothing after its end).
 """
 
 from __future__ import annotations
@@ -27,18 +29,11 @@ import numpy as np
 
 from data.candles import Candles
 from harness.backtest import run_backtest
-from harness.contract import (
-    AUDIT_DAYS,
-    FEE_RATE,
-    FEE_STRESS_MULTIPLIER,
-    INITIAL_CAPITAL,
-    SEARCH_END,
-    SEARCH_START,
-    WARMUP_DAYS,
-)
+from harness.contract import AUDIT_DAYS, FEE_RATE, FEE_STRESS_MULTIPLIER, INITIAL_CAPITAL
 from harness.integrity import contract_id
 from harness.metrics import compute_metrics, ensemble_score
 from harness.plan import FitFn, Plan, PortfolioFn, PlanError, check_plan, check_signals
+from harness.split import DEFAULT_SPLIT, Split, WindowError, as_date
 
 
 class HarnessError(RuntimeError):
@@ -49,8 +44,6 @@ class LookaheadError(PlanError):
     """The strategy's output on a day changed when later data was removed."""
 
 
-class WindowError(ValueError):
-    """The requested window is empty, reaches into the holdout, or has no data."""
 
 
 @dataclass(frozen=True)
@@ -86,22 +79,22 @@ class EvalResult:
         }
 
 
-def _day(value: object) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+_VIEWS: "OrderedDict[tuple, Candles]" = OrderedDict()
 
 
-_TRUNCATED: "OrderedDict[tuple[str, int], Candles]" = OrderedDict()
+def _view(candles: Candles, how: str, *args: Any) -> Candles:
+    """``candles.<how>(*args)`` (``sealed``, ``between``, ``head``), memoised by the data's fingerprint.
 
-
-def _truncated(candles: Candles, n_days: int) -> Candles:
-    """``candles.head(n_days)``, memoised so repeated audits hand strategies the same object (their caches hit)."""
-    key = (candles.fingerprint, n_days)
-    if key not in _TRUNCATED:
-        _TRUNCATED[key] = candles.head(n_days)
-        while len(_TRUNCATED) > 64:
-            _TRUNCATED.popitem(last=False)
-    _TRUNCATED.move_to_end(key)
-    return _TRUNCATED[key]
+    Repeated evaluations hand strategies the very same object, so their caches (keyed by
+    fingerprints) hit and no view is rebuilt or re-hashed; at most 64 views are kept.
+    """
+    key = (candles.fingerprint, how, *args)
+    if key not in _VIEWS:
+        _VIEWS[key] = getattr(candles, how)(*args)
+        while len(_VIEWS) > 64:
+            _VIEWS.popitem(last=False)
+    _VIEWS.move_to_end(key)
+    return _VIEWS[key]
 
 
 def _audit_days(candles: Candles, first: int) -> list[int]:
@@ -133,7 +126,7 @@ def _audit(params: Any, candles: Candles, first: int, fit_fn: FitFn, portfolio_f
            signals: dict, plan: Plan) -> None:
     fields = ("weights", "momentum", "priority", "cooldown")
     for t in _audit_days(candles, first):
-        prefix = _truncated(candles, t + 1)
+        prefix = _view(candles, "head", t + 1)
         early = fit_fn(prefix, params)
         check_signals(early, t + 1)
         name = _changed(signals, early, list(signals), t)
@@ -153,7 +146,7 @@ def _score_window(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: Po
                   start: dt.date, end: dt.date, warmup_days: int, holdout: bool) -> EvalResult:
     if end < start:
         raise WindowError(f"window end {end} is before its start {start}")
-    visible = candles.between(start - dt.timedelta(days=int(warmup_days)), end)
+    visible = _view(candles, "between", start - dt.timedelta(days=int(warmup_days)), end)
     first = int(np.searchsorted(visible.dates, np.datetime64(start, "D")))
     if first >= visible.n_days:
         raise WindowError(f"{candles.name}: no candles between {start} and {end}")
@@ -185,33 +178,39 @@ def _score_window(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: Po
 
 
 def evaluate(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn, *,
-             start: object = SEARCH_START, end: object = SEARCH_END,
-             warmup_days: int = WARMUP_DAYS) -> EvalResult:
-    """Score ``params`` on the search window ``start..end`` (inclusive ISO dates or ``date``).
+             split: Split = DEFAULT_SPLIT, start: object | None = None, end: object | None = None,
+             warmup_days: int | None = None) -> EvalResult:
+    """Score ``params`` on the search window of ``split`` (or on ``start..end`` inside it).
 
-    Fits may use ``warmup_days`` calendar days before ``start``. Data after
-    :data:`~harness.contract.SEARCH_END` is removed before the strategy sees it;
-    asking for an ``end`` beyond it raises :class:`WindowError`. Fee rate and
-    capital are the contract's (:data:`FEE_RATE`, :data:`INITIAL_CAPITAL`),
-    whatever ``params`` holds.
+    The candles are sealed at ``split.search_end`` before the strategy sees them
+    (:meth:`~data.candles.Candles.sealed`); asking for an ``end`` beyond it raises
+    :class:`WindowError`. ``start``/``end`` (inclusive ISO dates or ``date``) default to
+    the split's search window, ``warmup_days`` (calendar days of history before ``start``
+    that fits may use) to the split's. Fee rate and capital are the contract's
+    (:data:`FEE_RATE`, :data:`INITIAL_CAPITAL`), whatever ``params`` holds.
     """
-    start, end = _day(start), _day(end)
-    if end > SEARCH_END:
-        raise WindowError(f"end {end} reaches into the sealed holdout (after {SEARCH_END}); use the search window")
-    if warmup_days < 0:
+    start = split.search_start if start is None else as_date(start)
+    end = split.search_end if end is None else as_date(end)
+    warmup = split.warmup_days if warmup_days is None else warmup_days
+    if end > split.search_end:
+        raise WindowError(f"end {end} reaches into the sealed holdout (after {split.search_end}); use the search window")
+    if warmup < 0:
         raise WindowError("warmup_days must be >= 0")
-    return _score_window(params, candles.between(None, SEARCH_END), fit_fn, portfolio_fn, start, end,
-                         warmup_days, holdout=False)
+    return _score_window(params, _view(candles, "sealed", split.search_end), fit_fn, portfolio_fn, start, end, warmup,
+                         holdout=False)
 
 
 def evaluate_holdout(params: Any, candles: Candles, fit_fn: FitFn, portfolio_fn: PortfolioFn, *,
-                     warmup_days: int = WARMUP_DAYS) -> EvalResult:
-    """Score ``params`` on the sealed holdout: every day after ``SEARCH_END``.
+                     split: Split = DEFAULT_SPLIT) -> EvalResult:
+    """Score ``params`` on the split's holdout window only (``holdout_start..holdout_end``).
 
-    For the run drivers only, after a search has finished; never hand it to a searcher.
+    The candles are sealed at ``holdout_end`` (the data's last day when None); the fits may use
+    ``split.warmup_days`` before ``holdout_start`` (search-window days included). For the run
+    drivers only, after a search has finished; never hand it to a searcher.
     """
-    start = SEARCH_END + dt.timedelta(days=1)
+    start = split.holdout_start
     if candles.n_days == 0 or candles.dates[-1] < np.datetime64(start, "D"):
-        raise WindowError(f"{candles.name} has no data after {SEARCH_END}: no holdout to score")
-    end = dt.date.fromisoformat(str(candles.dates[-1]))
-    return _score_window(params, candles, fit_fn, portfolio_fn, start, end, warmup_days, holdout=True)
+        raise WindowError(f"{candles.name} has no data after {split.search_end}: no holdout to score")
+    end = split.holdout_end or dt.date.fromisoformat(str(candles.dates[-1]))
+    return _score_window(params, _view(candles, "sealed", end), fit_fn, portfolio_fn, start, end, split.warmup_days,
+                         holdout=True)

@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from data.candles import FIELDS, Candles
 from data.loaders import KLINE_COLUMNS, DataError, load_path
 from env.objective import Objective, Problem
-from harness import SEARCH_END, SEARCH_START, WindowError
+from harness import SEARCH_END, SEARCH_START, Split, WindowError
 from strategy.ensemble import EnsembleParams, SwitchParams
 from strategy.params import GemParams, ParamError, from_mapping
 from strategy.regime import HmmParams
@@ -791,11 +791,10 @@ def test_evaluation_on_tiny_universes_scores_or_fails_clearly(candles, unit, win
         start = str(candles.dates[0] + (1 if window == "reversed" else 0))
         end = str(candles.dates[0]) if window in ("first_day_only", "reversed") else end
     with _time_limit():
-        problem = Problem(candles, space, start=start, end=end)
         try:
-            result = problem.evaluate(params)
+            result = Problem(candles, space, split=Split(start, end)).evaluate(params)
         except WindowError as exc:
-            inside = (problem.candles.dates >= np.datetime64(start)) & (problem.candles.dates <= np.datetime64(end))
+            inside = (candles.dates >= np.datetime64(start)) & (candles.dates <= np.datetime64(end))
             assert end < start or not inside.any(), f"refused a window with data: {exc}"
             event("WindowError")
             return
@@ -878,7 +877,7 @@ def test_synthetic_universes_are_sealed_too():
 
 def test_no_holdout_row_is_reachable_from_a_problem():
     full = _crossing_universe()
-    problem = Problem(full, SearchSpace("core", base=TINY_BASE), start="2025-12-01")
+    problem = Problem(full, SearchSpace("core", base=TINY_BASE), split=Split("2025-12-01", SEARCH_END))
     assert problem.candles.dates[-1] == np.datetime64(SEARCH_END, "D") and problem.candles.n_days == 30
     _assert_sealed(problem.candles)  # in particular close.base is not the 60-day array of ``full``
     for array in _arrays(problem.candles).values():
@@ -898,7 +897,7 @@ def test_the_constructor_neither_freezes_nor_shares_the_callers_arrays():
 def test_a_searcher_swapping_in_the_full_universe_still_cannot_score_the_holdout():
     full = _crossing_universe()
     space = SearchSpace("core", base=TINY_BASE)
-    honest = Problem(full, space, start="2025-12-01")
+    honest = Problem(full, space, split=Split("2025-12-01", SEARCH_END))
     expected = honest.evaluate(space.base)
     honest.candles = full  # the attribute is writable; the harness still cuts at SEARCH_END
     result = honest.evaluate(space.base)
@@ -907,7 +906,7 @@ def test_a_searcher_swapping_in_the_full_universe_still_cannot_score_the_holdout
 
 def test_mutating_what_a_searcher_passes_or_gets_back_does_not_change_results():
     space = SearchSpace("core", base=TINY_BASE)
-    problem = Problem(_crossing_universe(), space, start="2025-12-01")
+    problem = Problem(_crossing_universe(), space, split=Split("2025-12-01", SEARCH_END))
     objective = Objective(problem, budget=3)
     proposal = {"bull.top_n": 3, "hmm.hard_switch_threshold": 0.9}
     record = objective(proposal)
@@ -926,7 +925,7 @@ def test_mutating_what_a_searcher_passes_or_gets_back_does_not_change_results():
 
 
 def test_editing_a_returned_record_does_not_change_the_history_or_the_cache():
-    problem = Problem(_crossing_universe(), SearchSpace("core", base=TINY_BASE), start="2025-12-01")
+    problem = Problem(_crossing_universe(), SearchSpace("core", base=TINY_BASE), split=Split("2025-12-01", SEARCH_END))
     objective = Objective(problem, budget=2)
     record = objective({"bull.top_n": 3})
     original = (dict(record.params), dict(record.base))

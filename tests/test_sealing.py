@@ -8,7 +8,7 @@ import pytest
 import policies
 from env import Objective, Problem
 from env.gym_env import GemSearchEnv
-from harness import SEARCH_END, WindowError
+from harness import SEARCH_END, WindowError, evaluate
 from strategy.space import SearchSpace
 
 
@@ -28,9 +28,9 @@ def test_the_problem_a_searcher_gets_ends_at_the_search_window(problem):
 
 
 def test_moving_the_window_into_the_holdout_is_refused(problem):
-    peeking = Problem(problem.candles, problem.space, end="2026-06-30")
-    with pytest.raises(WindowError):
-        peeking.evaluate(problem.space.base)
+    with pytest.raises(WindowError, match="sealed holdout"):
+        evaluate(problem.space.base, problem.candles, problem.strategy.fit_fn, problem.strategy.portfolio_fn,
+                 split=problem.split, end="2026-06-30")
 
 
 def test_searchers_and_the_env_only_ever_see_search_window_results(problem):

@@ -1,0 +1,88 @@
+"""List, describe and warm up the problem instances of a suite.
+
+    python -m runs.instances --suite real-v1 [--json]              # the instances (ids, windows, tokens)
+    python -m runs.instances --suite real-v1 --describe [--jobs 2]  # + market moves, defaults, 200 random configs
+    python -m runs.instances --suite my-suite.toml --instances ID ID
+
+``--describe`` evaluates each instance's random pool (``instances.pool``: the defaults plus 200 seeded
+uniform configurations of its space) with the real harness, once: the rows are stored beside the suite
+file and reused while the instance, its data and the contract are unchanged. Exit codes: 0 done, 2 bad
+suite, instance or data (one line naming the suite, the instance and the field; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Sequence
+
+from instances import InstanceError, load_suite
+from instances.pool import POOL_SIZE, build_pools, current_rows, describe, pool_path
+from runs.stats import json_safe
+
+
+def listing(instance) -> dict[str, Any]:
+    """One instance as a JSON object (``tokens``: tokens with a candle in the search window)."""
+    split = instance.split
+    window = instance.search_candles().between(split.search_start, split.search_end)
+    return {"id": instance.id, "universe": instance.universe, "seed": instance.seed, "venue": instance.venue,
+            "search": [str(split.search_start), str(split.search_end)],
+            "holdout": [str(split.holdout_start), str(split.holdout_end)], "warmup_days": split.warmup_days,
+            "tokens": int(window.listed.any(axis=0).sum()), "days": int(window.n_days), "space": instance.space,
+            "strategy": instance.strategy, "fingerprint": instance.fingerprint[:16]}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else ("-inf" if value == -math.inf else f"{value:.3f}")
+    if isinstance(value, list):
+        return "..".join(value)
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+DESCRIBE_COLUMNS = ("id", "tokens", "days", "search", "holdout", "btc_return_search", "btc_return_holdout",
+                    "defaults_score", "random_reject_share", "random_median", "random_best")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runs.instances", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", required=True, help="a shipped suite (real-v1, synthetic-v1) or a suite file")
+    parser.add_argument("--instances", nargs="+", metavar="ID", help="only these instances")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--describe", action="store_true",
+                        help=f"add market moves, the defaults' score and {POOL_SIZE} random configurations (cached)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes evaluating random pools (--describe)")
+    args = parser.parse_args(argv)
+    try:
+        suite = load_suite(args.suite)
+        chosen = suite.select(args.instances)
+        for instance in chosen:
+            instance.check()
+        rows = [listing(instance) for instance in chosen]
+        if args.describe:
+            path = pool_path(suite.path)
+            frame = build_pools(chosen, path, jobs=args.jobs,
+                                progress=lambda done: print(f"pool of {done} stored in {path}", file=sys.stderr))
+            rows = [{**row, **describe(instance, current_rows(frame, instance))} for row, instance in zip(rows, chosen)]
+    except InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(json_safe(rows), indent=1, allow_nan=False))
+    else:
+        columns = DESCRIBE_COLUMNS if args.describe else ("id", "venue", "tokens", "days", "search", "holdout")
+        print(f"{suite.name}: {suite.description}\n")
+        print(table(rows, columns))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
