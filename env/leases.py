@@ -43,7 +43,7 @@ HEARTBEAT_S = int(os.environ.get("GEMSEARCH_HEARTBEAT_S", "10"))
 """Seconds between heartbeats of a held trial (RDB storages)."""
 GRACE_S = int(os.environ.get("GEMSEARCH_GRACE_S", "60"))
 """Seconds without a heartbeat after which another worker takes a trial back."""
-QUEUED_ATTRS = ("searcher", "seed", "lane", "budget", "slot")
+QUEUED_ATTRS = ("instance", "searcher", "seed", "lane", "budget", "slot")
 """The user attributes that describe a work item (copied to its replacement)."""
 
 

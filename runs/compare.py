@@ -1,16 +1,19 @@
-"""Compare search policies on one real-evaluation budget.
+"""Compare search policies on one real-evaluation budget, over many problem instances.
 
-    python -m runs.compare --quick                       # synthetic-small, 3 seeds, budget 60 (minutes)
-    python -m runs.compare --searcher ppo tpe --budget 200 --seeds 10
-    python -m runs.compare --name my-run --resume         # continue an interrupted comparison
+    python -m runs.compare --quick                                  # embedded: synthetic-small, 3 seeds, budget 60
+    python -m runs.compare --suite real-v1 --quick                  # 4 real instances, 2 seeds, budget 40
+    python -m runs.compare --suite real-v1 --searcher tpe gp --budget 100 --seeds 5 --jobs 2
+    python -m runs.compare --suite synthetic-v1 --instances synthetic-v1-01 synthetic-v1-02 --searcher random tpe
+    python -m runs.compare --universe ../shared/data/binance_top50_daily.csv.gz     # one instance: the default split
+    python -m runs.compare --name my-run --resume                   # continue an interrupted comparison
 
-Every searcher x seed is one run against its own budgeted ``env.Objective`` on
-the same problem (universe, search window, strategy, search space). Trials go to
-an Optuna storage (one study per run, ``<name>/<searcher>/seed<n>``) and to
-``runs/out/<name>/``: ``config.json``, ``runs/<searcher>-seed<n>.tsv``, the merged
-``trials.tsv``, ``summary.json``, PNG plots and ``report.md`` (the table, with the
-phased sweep as the baseline row, and the sealed-holdout score of each winner).
-Exit codes: 0 done, 2 bad arguments or data.
+Every instance x searcher x seed is one run against its own budgeted ``env.Objective`` on that
+instance's problem (search window, strategy, space). Trials go to an Optuna storage (one study per run,
+``<name>/<instance>/<searcher>/seed<n>``) and to ``runs/out/<name>/``: ``config.json``,
+``runs/<instance>/<searcher>-seed<n>.tsv``, the merged ``trials.tsv``, ``summary.json`` (strict JSON),
+PNG plots and ``report.md``. The statistics (``runs/stats.py``, ``docs/STATISTICS.md``) take the
+instance as the unit of replication: seeds are averaged within an instance, intervals resample
+instances and seeds. Exit codes: 0 done, 1 some run failed, 2 bad arguments, suite or data.
 """
 
 from __future__ import annotations
@@ -26,38 +29,47 @@ import queue as queue_module
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 import policies
-from data import Candles, DataError, load_universe
+from data import DataError
 from env import Objective, Problem, StoreError, TrialRecord, TrialStore, leases
 from env.records import params_key
-from harness import CONTRACT_VERSION, SEARCH_END, SEARCH_START, WindowError, evaluate_holdout
-from runs import analysis, plots, worker
+from harness import CONTRACT_VERSION, WindowError, evaluate_holdout
+from instances import Instance, InstanceError, load_suite
+from instances.pool import current_rows, pool_path, read_pool
+from instances.warm import warm
+from runs import analysis, plots, stats, worker
 from strategy.space import SPACES, SearchSpace
 
 OUT = Path(__file__).resolve().parent / "out"
-DEFAULT_SEARCHERS = ("phased", "random", "tpe", "gp", "ppo")
+DEFAULT_SEARCHERS = ("phased", "random", "tpe", "gp", "smac", "cmaes", "ppo")
+BASELINE = "phased"
 QUICK = {"universe": "synthetic-small", "seeds": 3, "budget": 60}
+QUICK_SUITE = {"seeds": 2, "budget": 40,
+               "instances": {"real-v1": ("binance-spot-2021-07", "binance-spot-2023-01", "bybit-perp-liq30-2022-05",
+                                         "bybit-perp-liq30-2023-05")}}
+"""``--suite S --quick``: about 4 instances (the named ones, else the first 4), 2 seeds, budget 40."""
+CHECKPOINTS = (25, 50, 100, 200)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One searcher x seed of a comparison (picklable: sent to worker processes)."""
+    """One instance x searcher x seed of a comparison (picklable: sent to worker processes)."""
 
     experiment: str
     folder: str
     storage: str
-    universe: str
-    universe_seed: int
-    space: str
+    instance: str
+    """The instance's definition as canonical JSON (workers need no suite file, only the data)."""
     budget: int
     searcher: str
     seed: int
@@ -65,8 +77,12 @@ class RunSpec:
     """Workers that may evaluate within this run at once (> 1: a shared run with evaluation slots)."""
 
     @property
+    def instance_id(self) -> str:
+        return json.loads(self.instance)["id"]
+
+    @property
     def tsv(self) -> Path:
-        return Path(self.folder) / "runs" / f"{self.searcher}-seed{self.seed}.tsv"
+        return Path(self.folder) / "runs" / self.instance_id / f"{self.searcher}-seed{self.seed}.tsv"
 
     @property
     def shared(self) -> bool:
@@ -78,44 +94,54 @@ def lanes_for(searcher: str, lanes: int) -> int:
     return lanes if policies.SEARCHERS[searcher].parallel else 1
 
 
-def spec_from_config(config: dict[str, Any], storage: str, folder: Path | str, searcher: str, seed: int) -> RunSpec:
-    """The run ``searcher`` x ``seed`` of an experiment set-up (``config.json``, or the queue's copy)."""
-    return RunSpec(config["name"], str(Path(folder).resolve()), storage, config["universe"], config["universe_seed"],
-                   config["space"], config["budget"], searcher, seed, lanes_for(searcher, config.get("lanes", 1)))
+def canonical(instance: Instance) -> str:
+    return json.dumps(instance.definition(), sort_keys=True)
 
 
-@lru_cache(maxsize=4)
-def _universe(universe: str, universe_seed: int) -> Candles:
-    """The whole universe, holdout included (read or generated once per process)."""
-    return load_universe(universe, seed=universe_seed)
+def config_instances(config: dict[str, Any]) -> dict[str, str]:
+    """``{instance id: canonical definition}`` of an experiment set-up."""
+    return {d["id"]: json.dumps(d, sort_keys=True) for d in config["instances"]}
 
 
-@lru_cache(maxsize=4)
-def _problem(universe: str, universe_seed: int, space: str) -> Problem:
-    """What the searchers see: the universe cut at the end of the search window (``Problem`` cuts it)."""
-    return Problem(_universe(universe, universe_seed), SearchSpace(space))
+def spec_from_config(config: dict[str, Any], storage: str, folder: Path | str, instance: str, searcher: str,
+                     seed: int) -> RunSpec:
+    """The run ``instance`` x ``searcher`` x ``seed`` of an experiment set-up (``config.json``, or the queue's copy)."""
+    return RunSpec(config["name"], str(Path(folder).resolve()), storage, config_instances(config)[instance],
+                   config["budget"], searcher, seed, lanes_for(searcher, config.get("lanes", 1)))
+
+
+@lru_cache(maxsize=8)
+def instance_of(definition: str) -> Instance:
+    return Instance.from_definition(json.loads(definition))
+
+
+@lru_cache(maxsize=8)
+def problem_of(definition: str) -> Problem:
+    """What the searchers see: the instance's sealed search window (built once per process)."""
+    return Problem.from_instance(instance_of(definition))
 
 
 def _store(spec: RunSpec, check: Callable[[], None] | None = None, tsv: bool = True) -> TrialStore:
     """The run's trial store; ``check`` raises once this worker's claim on the run is lost."""
-    problem = _problem(spec.universe, spec.universe_seed, spec.space)
-    identity = {"universe": spec.universe, "universe_seed": spec.universe_seed,
-                "candles": problem.candles.fingerprint[:16], "strategy": problem.strategy.name}
-    return TrialStore(spec.storage, spec.experiment, spec.searcher, spec.seed, problem.space,
+    problem = problem_of(spec.instance)
+    identity = {"instance": spec.instance_id, "fingerprint": instance_of(spec.instance).fingerprint[:16],
+                "strategy": problem.strategy.name}
+    return TrialStore(spec.storage, f"{spec.experiment}/{spec.instance_id}", spec.searcher, spec.seed, problem.space,
                       tsv_path=spec.tsv if tsv else None, identity=identity, shared=spec.shared, lease=check)
 
 
 def execute(spec: RunSpec, progress: Any = None, holder: leases.Lease | None = None,
             check: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run one searcher x seed to the end of its budget (resuming from its store); return its run info.
+    """Run one instance x searcher x seed to the end of its budget (resuming from its store); return its run info.
 
     A shared run (``spec.lanes > 1``) is this worker's lane of it (``policies.run_lane``;
     ``holder`` keeps its evaluation slots alive); ``check`` raises ``LeaseLost``
     before any write once another worker took the run back.
     """
-    problem = _problem(spec.universe, spec.universe_seed, spec.space)
+    problem = problem_of(spec.instance)
     store = _store(spec, check, tsv=not spec.shared)  # a shared run's TSV is written from its study by the report
-    report = (lambda record: progress.put((spec.searcher, spec.seed, record.score))) if progress is not None else None
+    report = (lambda record: progress.put((spec.instance_id, spec.searcher, spec.seed, record.score))
+              ) if progress is not None else None
     objective = Objective(problem, spec.budget, searcher=spec.searcher, seed=spec.seed, store=store, on_record=report)
     searcher = policies.make(spec.searcher)
     resumed = objective.used
@@ -131,36 +157,41 @@ def execute(spec: RunSpec, progress: Any = None, holder: leases.Lease | None = N
     else:
         policies.run(searcher, objective, spec.seed)
     best = objective.best
-    return {"searcher": spec.searcher, "seed": spec.seed, "evaluations": objective.used, "resumed_from": resumed,
-            "cache_hits": objective.cache_hits, "wall_s": time.perf_counter() - began,
-            "best": best.score if best is not None and math.isfinite(best.score) else None, "searcher_stats": _jsonable(searcher.stats)}
+    return {"instance": spec.instance_id, "searcher": spec.searcher, "seed": spec.seed, "evaluations": objective.used,
+            "resumed_from": resumed, "cache_hits": objective.cache_hits, "wall_s": time.perf_counter() - began,
+            "evaluation_s": sum(r.wall_time_s for r in objective.history[resumed:]),
+            "best": best.score if best is not None and math.isfinite(best.score) else None,
+            "searcher_stats": _jsonable(searcher.stats)}
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(stats.json_safe(value), allow_nan=False))
 
 
 # --------------------------------------------------------------------------- running
 class _Progress:
-    """One tqdm bar over all real evaluations, with the live best per searcher."""
+    """One tqdm bar over all real evaluations, with the live best per searcher (or runs per instance)."""
 
-    def __init__(self, total: int, initial: int) -> None:
+    def __init__(self, total: int, initial: int, instances: int) -> None:
         self.bar = tqdm(total=total, initial=initial, unit="eval", dynamic_ncols=True, file=sys.stderr)
+        self.instances = instances
         self.best: dict[str, float] = {}
 
-    def put(self, item: tuple[str, int, float]) -> None:
-        searcher, _, score = item
+    def put(self, item: tuple[str, str, int, float]) -> None:
+        _, searcher, _, score = item
         self.best[searcher] = max(self.best.get(searcher, -math.inf), score)
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in sorted(self.best.items())}, refresh=False)
+        if self.instances == 1:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in sorted(self.best.items())}, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, done: int) -> dict[str, Any]:
+def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, done: int, instances: int
+            ) -> dict[str, Any]:
     """Run ``jobs`` workers (``runs.worker.work``) on the experiment's queue here (in this process when ``jobs == 1``)."""
-    progress = _Progress(total=total, initial=done)
+    progress = _Progress(total=total, initial=done, instances=instances)
     try:
         if jobs <= 1:
             return worker.work(storage, experiment, out, progress)
@@ -202,27 +233,32 @@ def _only_process(storage: str):
 
 
 # --------------------------------------------------------------------------- results
-def load_runs(specs: Sequence[RunSpec]) -> dict[str, dict[int, list[TrialRecord]]]:
-    """``{searcher: {seed: records}}`` from the per-run TSVs (written after the Optuna study)."""
-    runs: dict[str, dict[int, list[TrialRecord]]] = {}
+Runs = dict[str, dict[str, dict[int, list[TrialRecord]]]]
+"""``{instance: {searcher: {seed: records in evaluation order}}}``."""
+
+
+def load_runs(specs: Sequence[RunSpec]) -> Runs:
+    """The records of every run, from the per-run TSVs (written after the Optuna study)."""
+    runs: Runs = {}
     for spec in specs:
         records = []
         if spec.tsv.exists():
             with spec.tsv.open(newline="") as handle:
                 records = [TrialRecord.from_row(row) for row in csv.DictReader(handle, delimiter="\t")]
-        runs.setdefault(spec.searcher, {})[spec.seed] = sorted(records, key=lambda r: r.eval_index)
+        runs.setdefault(spec.instance_id, {}).setdefault(spec.searcher, {})[spec.seed] = sorted(
+            records, key=lambda r: r.eval_index)
     return runs
 
 
 def merge_tsv(specs: Sequence[RunSpec], path: Path) -> int:
-    """Concatenate the per-run TSVs into one ``trials.tsv`` (union of columns); returns the row count."""
-    rows, header = [], []
+    """Concatenate the per-run TSVs into one ``trials.tsv`` (an ``instance`` column first, union of columns)."""
+    rows, header = [], ["instance"]
     for spec in specs:
         if spec.tsv.exists():
             with spec.tsv.open(newline="") as handle:
                 reader = csv.DictReader(handle, delimiter="\t")
                 header += [c for c in reader.fieldnames or [] if c not in header]
-                rows.extend(reader)
+                rows.extend({"instance": spec.instance_id, **row} for row in reader)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header, delimiter="\t", restval="")
         writer.writeheader()
@@ -230,85 +266,285 @@ def merge_tsv(specs: Sequence[RunSpec], path: Path) -> int:
     return len(rows)
 
 
-def holdout_scores(specs: Sequence[RunSpec], runs: dict[str, dict[int, list[TrialRecord]]], cache_path: Path
-                   ) -> dict[str, dict[int, dict[str, Any]]]:
-    """The sealed-holdout score of each run's winner (memoised in ``holdout.json``); None without holdout data."""
+def _holdout_score(instance: Instance, values: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]:
+    """The holdout score of ``values`` on ``instance`` (memoised in ``cache`` by instance fingerprint and params)."""
+    key = f"{instance.fingerprint[:16]}|{params_key(values)}"
+    if key not in cache:
+        problem = problem_of(canonical(instance))
+        try:
+            result = evaluate_holdout(problem.space.params(values), instance.holdout_candles(),
+                                      problem.strategy.fit_fn, problem.strategy.portfolio_fn, split=instance.split)
+            cache[key] = {"score": result.score if math.isfinite(result.score) else "-inf",
+                          "window": f"{result.first_day}..{result.last_day}"}
+        except WindowError as exc:
+            cache[key] = {"score": None, "window": str(exc)}
+    return cache[key]
+
+
+def holdout_scores(specs: Sequence[RunSpec], runs: Runs, cache_path: Path) -> dict[str, dict[str, Any]]:
+    """Per instance: the defaults' holdout score and each run's winner's (in-sample, holdout); memoised in ``holdout.json``.
+
+    Scored after every search has ended, by the driver, on the instance's own holdout window.
+    """
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    out: dict[str, dict[int, dict[str, Any]]] = {}
-    for spec in specs:
-        records = [r for r in runs.get(spec.searcher, {}).get(spec.seed, []) if math.isfinite(r.score)]
-        if not records:
-            continue
-        winner = max(records, key=lambda r: r.score)
-        key = f"{spec.universe}|{spec.universe_seed}|{spec.space}|{params_key(winner.params)}"
-        if key not in cache:
-            problem = _problem(spec.universe, spec.universe_seed, spec.space)
-            try:
-                full = _universe(spec.universe, spec.universe_seed)
-                result = evaluate_holdout(problem.space.params(winner.params), full, problem.strategy.fit_fn,
-                                          problem.strategy.portfolio_fn)
-                cache[key] = {"score": result.score if math.isfinite(result.score) else "-inf",
-                              "window": f"{result.first_day}..{result.last_day}"}
-            except WindowError as exc:
-                cache[key] = {"score": None, "window": str(exc)}
-            cache_path.write_text(json.dumps(cache, indent=1))
-        entry = cache[key]
-        score = entry["score"]
-        out.setdefault(spec.searcher, {})[spec.seed] = {
-            "in_sample": winner.score, "holdout": None if score is None else float(score), "window": entry["window"],
-            "params": winner.params,
-        }
+    out: dict[str, dict[str, Any]] = {}
+    for definition in dict.fromkeys(spec.instance for spec in specs):
+        instance = instance_of(definition)
+        space = problem_of(definition).space
+        defaults = _holdout_score(instance, space.values(space.base), cache)
+        entry = out.setdefault(instance.id, {"defaults": defaults, "winners": {}})
+        for searcher, seeds in runs.get(instance.id, {}).items():
+            for seed, records in seeds.items():
+                finite = [r for r in records if math.isfinite(r.score)]
+                if not finite:
+                    entry["winners"].setdefault(searcher, {})[seed] = {"in_sample": "-inf", "holdout": None}
+                    continue
+                winner = max(finite, key=lambda r: r.score)
+                held = _holdout_score(instance, dict(winner.params), cache)
+                entry["winners"].setdefault(searcher, {})[seed] = {"in_sample": winner.score, **held,
+                                                                    "params": dict(winner.params)}
+        cache_path.write_text(json.dumps(cache, indent=1))
     return out
 
 
-def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], dict[str, dict[int, list[TrialRecord]]]]:
+def _score(value: Any) -> float:
+    return -math.inf if value == "-inf" else (math.nan if value is None else float(value))
+
+
+def random_pool(instance: Instance, config: dict[str, Any], runs: Runs) -> tuple[np.ndarray, str]:
+    """The instance's pool of uniform random scores, and where it comes from.
+
+    The suite's stored pool (``instances.pool``: 200 seeded configurations, this contract and fingerprint)
+    when there is one; else the ``random`` searcher's evaluations in this experiment (independent uniform
+    draws too); else empty (normalised scores then exclude the instance, saying why).
+    """
+    if config.get("suite_path"):
+        rows = current_rows(read_pool(pool_path(Path(config["suite_path"]))), instance)
+        rows = rows[rows["index"] >= 0] if not rows.empty else rows
+        if len(rows):
+            return rows["score"].to_numpy(dtype=float), f"suite pool ({len(rows)} configurations)"
+    records = [r.score for recs in runs.get(instance.id, {}).get("random", {}).values() for r in recs]
+    if records:
+        return np.asarray(records, dtype=float), f"random searcher's {len(records)} evaluations"
+    return np.empty(0), "no pool (run the random searcher, or describe the suite)"
+
+
+def instance_results(config: dict[str, Any], runs: Runs, budget: int) -> tuple[list[stats.InstanceResults], dict]:
+    """The statistics' inputs per instance: best-so-far curves, random pool, optimum and floor."""
+    results, sources = [], {}
+    for definition in config_instances(config).values():
+        instance = instance_of(definition)
+        seeds_by = runs.get(instance.id, {})
+        pool, source = random_pool(instance, config, runs)
+        scores = np.concatenate([pool] + [np.array([r.score for r in recs], dtype=float)
+                                          for seeds in seeds_by.values() for recs in seeds.values()])
+        finite = scores[np.isfinite(scores)]
+        curves = {s: {seed: analysis.best_so_far(recs, budget) for seed, recs in seeds.items() if recs}
+                  for s, seeds in seeds_by.items()}
+        results.append(stats.InstanceResults(instance.id, curves, pool,
+                                             optimum=float(finite.max()) if finite.size else None,
+                                             floor=float(finite.min()) if finite.size else None))
+        sources[instance.id] = source
+    return results, sources
+
+
+def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], Runs]:
     """A comparison folder's config, run specs and records (for the experiments and re-reporting)."""
     config_path = Path(folder) / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
     config = json.loads(config_path.read_text())
-    specs = [spec_from_config(config, config["storage"], folder, searcher, seed)
-             for searcher in config["searchers"] for seed in config["seeds"]]
+    specs = specs_of(config, config["storage"], Path(folder))
     return config, specs, load_runs(specs)
 
 
-def _fmt(value: float, digits: int = 3) -> str:
+def specs_of(config: dict[str, Any], storage: str, folder: Path) -> list[RunSpec]:
+    return [spec_from_config(config, storage, folder, instance, searcher, seed)
+            for instance in config_instances(config) for searcher in config["searchers"] for seed in config["seeds"]]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if isinstance(value, float) and math.isinf(value):
-        return "-inf" if value < 0 else "inf"
+    if value == "-inf" or (isinstance(value, float) and math.isinf(value)):
+        return "-inf" if (value == "-inf" or value < 0) else "inf"
     return f"{value:.{digits}f}"
 
 
-def report_tables(summaries: list[analysis.Summary], holdout: dict[str, dict[int, dict[str, Any]]],
-                  baseline: str) -> str:
-    """The markdown tables of the report (also printed)."""
+def _ci(pair: Sequence[Any] | None) -> str:
+    return "n/a" if not pair else f"[{_fmt(pair[0])}, {_fmt(pair[1])}]"
+
+
+# --------------------------------------------------------------------------- the report
+def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str]:
+    """The suite-level table (IQM and mean with CIs, mean rank) and the pairwise verdicts."""
+    main_budget = summary["main_budget"]
+    lines = [f"## Over instances (n = {summary['n_instances']}, budget {main_budget})", "",
+             "| searcher | IQM normalised [95% CI] | mean [95% CI] | mean rank | runs |", "|---|---|---|---|---|"]
+    order = sorted(summary["aggregate"], key=lambda s: (s != baseline, summary["aggregate"][s]["mean_rank"]
+                                                        if not math.isnan(summary["aggregate"][s]["mean_rank"]) else 99))
+    for s in order:
+        a = summary["aggregate"][s]
+        name = f"**{s}** (baseline)" if s == baseline else s
+        lines.append(f"| {name} | {_fmt(a['iqm'])} {_ci(a['iqm_ci'])} | {_fmt(a['mean'])} {_ci(a['mean_ci'])} | "
+                     f"{_fmt(a['mean_rank'], 2)} | {a['n_runs']} |")
+    lines += ["", "Normalised score per instance and seed: `(best - R_b) / (optimum - R_b)`, with `R_b` random search's "
+              "expected best of b uniform draws from the instance's random pool and `optimum` the best score ever "
+              "seen on the instance (1 = that best, 0 = random search's expectation, below 0 = worse than random; "
+              "-inf counts as the instance's lowest finite score). Seeds are averaged within an instance; IQM = mean "
+              "of the middle 50% of instances; CIs: percentile bootstrap resampling instances and seeds within them "
+              "(docs/STATISTICS.md). Mean rank: over instances where every searcher ran (1 = best). Runs: "
+              "instance x seed runs.", "",
+              f"Friedman test over instances: p = {_fmt(summary['friedman_p'])}; Nemenyi critical difference "
+              f"(alpha 0.05) = {_fmt(summary['cd'], 2)} ranks over {len(summary['rank_instances'])} instances."]
+    pairs = [p for p in summary["pairwise"] if baseline in (p["a"], p["b"])] if baseline in summary["aggregate"] \
+        else summary["pairwise"]
+    if pairs:
+        lines += ["", f"## Pairwise{' against the baseline' if baseline in summary['aggregate'] else ''}", "",
+                  "| A vs B | instances | IQM of A - B [95% CI] | P(A > B) [95% CI] | Wilcoxon p (Holm) | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for p in pairs:
+            lines.append(f"| {p['a']} vs {p['b']} | {p['n_instances']} | {_fmt(p['diff_iqm'])} {_ci(p['diff_iqm_ci'])} | "
+                         f"{_fmt(p['p_improvement'], 2)} {_ci(p['p_improvement_ci'])} | {_fmt(p['wilcoxon_holm_p'])} | "
+                         f"{p['verdict']} |")
+        lines += ["", "Verdict: \"A beats B\" only where the 95% CI of the IQM of the per-instance differences excludes "
+                  "zero (and at least 5 instances); otherwise the data cannot tell. P(A > B): probability that a run of "
+                  "A beats a run of B on the same instance, averaged over instances."]
+    return lines
+
+
+def instance_table(summaries: list[analysis.Summary], holdout: dict[str, Any], baseline: str | None) -> list[str]:
+    """Per-instance table: best score at each budget (median [IQR] over seeds), -inf share, holdout, wall time."""
     if not summaries:
-        return "no runs\n"
+        return ["no runs"]
     points = sorted(summaries[0].best_at)
     lines = ["| searcher | " + " | ".join(f"best@{b} median [IQR]" for b in points)
-             + " | " + " | ".join(f"norm@{b}" for b in points) + " | AUC | -inf share | holdout of winners (median) | wall s |",
-             "|---" * (1 + 2 * len(points) + 4) + "|"]
-    ordered = sorted(summaries, key=lambda s: (s.searcher != baseline, s.searcher))
-    for s in ordered:
+             + " | AUC | -inf share | holdout of winners (median) |", "|---" * (len(points) + 4) + "|"]
+    for s in sorted(summaries, key=lambda s: (s.searcher != baseline, s.searcher)):
         name = f"**{s.searcher}** (baseline)" if s.searcher == baseline else s.searcher
         best = [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in (s.best_at[b] for b in points)]
-        norm = [_fmt(s.normalised_at[b], 2) for b in points]
-        held = [h["holdout"] for h in holdout.get(s.searcher, {}).values() if h["holdout"] is not None]
-        held_median = analysis.quantiles(held)[0] if held else math.nan
-        lines.append(f"| {name} | " + " | ".join(best) + " | " + " | ".join(norm)
-                     + f" | {_fmt(s.auc, 2)} | {_fmt(s.rejected_fraction, 2)} | {_fmt(held_median)} | {s.wall_s:.0f} |")
-    targets = list(summaries[0].evals_to_target)
-    if targets:
-        lines += ["", "Evaluations to reach a target (median over seeds; share of seeds that reached it):", "",
-                  "| searcher | " + " | ".join(targets) + f" | vs {baseline}: Wilcoxon p | median diff 95% CI |",
-                  "|---" * (len(targets) + 3) + "|"]
-        for s in ordered:
-            cells = [f"{_fmt(m, 0)} ({share:.0%})" for m, share in (s.evals_to_target[t] for t in targets)]
-            ci = s.vs_baseline_ci
-            lines.append(f"| {s.searcher} | " + " | ".join(cells)
-                         + f" | {_fmt(s.vs_baseline_p, 3)} | [{_fmt(ci[0])}, {_fmt(ci[1])}] |")
-    return "\n".join(lines) + "\n"
+        held = [_score(v.get("score")) for v in holdout.get("winners", {}).get(s.searcher, {}).values()
+                if v.get("score") is not None]
+        lines.append(f"| {name} | " + " | ".join(best) + f" | {_fmt(s.auc, 2)} | {_fmt(s.rejected_fraction, 2)} | "
+                     f"{_fmt(analysis.quantiles(held)[0]) if held else 'n/a'} |")
+    return lines
+
+
+def cost_table(infos: Sequence[dict[str, Any]]) -> list[str]:
+    """Seconds per searcher over all its runs: total, in real evaluations, and its own proposals (the rest)."""
+    totals: dict[str, list[float]] = {}
+    for info in infos:
+        row = totals.setdefault(info["searcher"], [0.0, 0.0, 0])
+        row[0] += info["wall_s"]
+        row[1] += info.get("evaluation_s", 0.0)
+        row[2] += 1
+    lines = ["| searcher | runs | wall s | in evaluations | proposing (searcher's own) |", "|---|---|---|---|---|"]
+    for searcher, (wall, evaluating, runs) in sorted(totals.items()):
+        lines.append(f"| {searcher} | {runs} | {wall:.0f} | {evaluating:.0f} | {max(0.0, wall - evaluating):.0f} |")
+    return lines
+
+
+def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, storage: str,
+           infos: Sequence[dict[str, Any]]) -> int:
+    """Merge, summarise, plot and report a finished comparison."""
+    for spec in specs:  # write any rows this machine lacks (runs done by other workers) from the studies
+        _store(spec)
+    runs = load_runs(specs)
+    rows = merge_tsv(specs, folder / "trials.tsv")
+    budget = config["budget"]
+    searchers = [s for s in config["searchers"] if any(s in runs.get(i, {}) for i in runs)]
+    baseline = BASELINE if BASELINE in searchers else None
+    checkpoints = sorted({c for c in CHECKPOINTS if c < budget} | {budget})
+    results, pool_sources = instance_results(config, runs, budget)
+    summary = stats.aggregate_table(results, checkpoints, main_budget=budget)
+    holdout = holdout_scores(specs, runs, folder / "holdout.json")
+    holdout_results = [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
+                                            {s: {seed: (_score(w["in_sample"]), _score(w.get("score")))
+                                                 for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
+                       for i, h in holdout.items()]
+    decay = stats.holdout_summary(holdout_results)
+    wall: dict[str, dict[str, dict[int, float]]] = {}
+    for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
+        per = wall.setdefault(info["instance"], {}).setdefault(info["searcher"], {})
+        per[info["seed"]] = max(per.get(info["seed"], 0.0), info["wall_s"])
+    per_instance = {i: analysis.summarise(seeds, budget, checkpoints, wall=wall.get(i))
+                    for i, seeds in runs.items()}
+
+    figures = [plots.normalised_vs_budget_plot(stats.normalised_vs_budget(results, checkpoints),
+                                               folder / "normalised_vs_budget.png")]
+    ranks = {s: a["mean_rank"] for s, a in summary["aggregate"].items()}
+    if summary["rank_instances"]:
+        figures.append(plots.cd_diagram_plot(ranks, summary["cd"], folder / "cd_diagram.png",
+                                             groups=summary["cd_groups"]))
+    usable = [n for n in stats.normalise_all(results, [budget]) if not n.excluded]
+    if usable:
+        profiles = {s: stats.performance_profile([n.at(s, budget) for n in usable if s in n.scores])
+                    for s in stats.searchers_of(usable)}
+        figures.append(plots.performance_profile_plot(profiles, folder / "performance_profile.png"))
+        figures.append(plots.suite_runtime_ecdf_plot(stats.runtime_ecdf(results, budget), folder / "runtime_ecdf.png"))
+    figures.append(plots.holdout_instances_plot(holdout_results, folder / "holdout_vs_in_sample.png"))
+    if len(runs) <= 4:
+        figures += [plots.best_so_far_plot(seeds, budget, folder / f"best_so_far-{i}.png",
+                                           title=f"Best-so-far on {i} (median and IQR over seeds)")
+                    for i, seeds in runs.items()]
+
+    summary_json = {**summary, "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
+                    "instances": {i: [asdict(s) for s in ss] for i, ss in per_instance.items()},
+                    "runs": sorted(infos, key=lambda i: (i["instance"], i["searcher"], i["seed"], i.get("lane", 0))),
+                    "objective": "real", "contract": config["contract"]}
+    (folder / "summary.json").write_text(json.dumps(stats.json_safe(summary_json), indent=1, allow_nan=False) + "\n")
+    dashboard = dashboard_command(storage)
+    n_instances = len(config["instances"])
+    setup = (f"Set-up: {'suite `' + config['suite'] + '`, ' if config.get('suite') else ''}{n_instances} instance"
+             f"{'s' if n_instances != 1 else ''}, budget {budget} real evaluations per run, seeds {config['seeds']}, "
+             f"searchers {', '.join(searchers)}, contract {config['contract']}. "
+             + (f"Baseline: the phased one-at-a-time sweep (`{BASELINE}`)." if baseline else "No baseline row (the "
+                "phased sweep did not run)."))
+    lines = [f"# {config['name']}", "",
+             "Question: which search policy finds the best configuration with the fewest real evaluations?", "", setup,
+             ""]
+    lines += aggregate_section(summary, baseline)
+    if summary["n_instances"] < 5:
+        lines += ["", f"With {summary['n_instances']} usable instance(s) no claim about searchers can be made: the "
+                  "verdicts say \"the data cannot tell\" below 5 instances. Run a suite (`--suite real-v1`)."]
+    lines += ["", "## Out of sample (each instance's own holdout)", "",
+              "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM "
+              "[95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|"]
+    for s in sorted(decay, key=lambda s: (s != baseline, s)):
+        d = decay[s]
+        lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} | "
+                     f"{_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} | {_fmt(d['rejected_share'], 2)} |")
+    lines += ["", "Holdout: each run's in-sample winner scored on the instance's holdout window (after the search, by "
+              "the driver); differences in raw score units, winners rejected (-inf) on the holdout counted apart, "
+              "never averaged."]
+    for i in sorted(per_instance):
+        instance = instance_of(config_instances(config)[i])
+        split = instance.split
+        lines += ["", f"## {i}", "", f"Search {split.search_start}..{split.search_end}, holdout {split.holdout_start}.."
+                  f"{split.holdout_end or 'end of data'}; defaults' holdout score "
+                  f"{_fmt(_score(holdout[i]['defaults']['score']))}; random pool: {pool_sources[i]}.", ""]
+        lines += instance_table(per_instance[i], holdout[i], baseline)
+    lines += ["", "best@b: best score after b real evaluations, median [25%, 75%] over seeds. AUC: mean of the "
+              "best-so-far curve rescaled between the worst and best finite scores of the instance (higher = good "
+              "configurations earlier). -inf share: rejected trials. Holdout of winners: median over seeds of the "
+              "holdout score of each run's in-sample winner.", "", "## Cost", ""]
+    lines += cost_table(infos)
+    warm_log = folder / "warm.json"
+    if warm_log.exists():
+        warmed = [json.loads(line) for line in warm_log.read_text().splitlines() if line.strip()]
+        lines += ["", f"Instance warm-up before the runs (regime chains into the shared disk cache): "
+                  f"{sum(w['configurations'] for w in warmed)} settings, {sum(w['seconds'] for w in warmed):.0f} s, "
+                  "charged to no searcher."]
+    lines += ["", "Seconds summed over each searcher's runs (these runs only: a resumed run counts its last part). "
+              "Evaluations are cheaper once an instance's fits and regime chains are cached, so a run that went "
+              "first on a cold instance pays more: compare proposing time, which is the searcher's own.", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in figures]
+    lines += ["", f"{rows} trials in `trials.tsv`; browse them all: `{dashboard}`"]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(aggregate_section(summary, baseline)))
+    print(f"report: {folder / 'report.md'}")
+    print(f"browse every trial: {dashboard}")
+    return 0
 
 
 def dashboard_command(storage: str) -> str:
@@ -321,15 +557,22 @@ def dashboard_command(storage: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runs.compare", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--suite", default=None,
+                        help="a suite of problem instances: real-v1, synthetic-v1 or a suite file (docs/INSTANCES.md)")
+    parser.add_argument("--instances", nargs="+", default=None, metavar="ID", help="only these instances of --suite")
     parser.add_argument("--searcher", nargs="+", default=None, metavar="NAME",
                         help=f"searchers to compare (default: {' '.join(DEFAULT_SEARCHERS)})")
-    parser.add_argument("--budget", type=int, default=None, help="real evaluations per run (default 200; quick 60)")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 per searcher (default 5; quick 3)")
+    parser.add_argument("--budget", type=int, default=None, help="real evaluations per run (default 200; quick 60, "
+                        "suite quick 40)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 per searcher and instance "
+                        "(default 5; quick 3, suite quick 2)")
     parser.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds instead of --seeds")
     parser.add_argument("--universe", default=None,
-                        help="synthetic (default), synthetic-small (quick), bear-basket, or a data file/folder")
-    parser.add_argument("--universe-seed", type=int, default=0, help="market draw of a synthetic universe")
-    parser.add_argument("--space", default=None, choices=sorted(SPACES), help="search space (default joint)")
+                        help="without --suite: one instance on this universe with the default split (synthetic "
+                             "(default), synthetic-small (quick), bear-basket, or a data file/folder)")
+    parser.add_argument("--universe-seed", type=int, default=0, help="market draw of a synthetic --universe")
+    parser.add_argument("--space", default=None, choices=sorted(SPACES),
+                        help="search space (default: each instance's own, joint for --universe)")
     parser.add_argument("--name", default=None, help="experiment name (folder runs/out/NAME; default from the set-up)")
     parser.add_argument("--out", type=Path, default=OUT, help="parent folder of experiment folders")
     parser.add_argument("--storage", default=None,
@@ -342,13 +585,40 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workers that may evaluate within one run of a searcher that supports it (tpe, gp): "
                              "1 keeps every run sequential and replayable")
     parser.add_argument("--resume", action="store_true", help="continue an existing experiment of the same name")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="skip the instance warm-up (every regime chain computed once, before the runs, with "
+                             "--jobs processes: python -m runs.instances warm)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}, 2 jobs")
+                        help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}; "
+                             f"with --suite: 4 instances, {QUICK_SUITE['seeds']} seeds, budget {QUICK_SUITE['budget']}; "
+                             "2 jobs")
     return parser
 
 
-def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    quick = QUICK if args.quick else {"universe": "synthetic", "seeds": 5, "budget": 200}
+def _instances(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str | None, str | None,
+                                                                                     list[Instance]]:
+    """``(suite name, suite path, instances)`` chosen by the arguments (``InstanceError`` for a bad suite)."""
+    if args.suite is None:
+        if args.instances:
+            parser.error("--instances needs --suite")
+        universe = args.universe or (QUICK["universe"] if args.quick else "synthetic")
+        return None, None, [Instance.default(universe, seed=args.universe_seed, space=args.space or "joint")]
+    if args.universe is not None:
+        parser.error("--universe and --suite exclude each other (a suite names its universes)")
+    suite = load_suite(args.suite)
+    ids = args.instances
+    if ids is None and args.quick:
+        named = QUICK_SUITE["instances"].get(suite.name)
+        ids = list(named) if named else suite.ids[:4]
+    chosen = list(suite.select(ids))
+    if args.space:
+        chosen = [Instance.from_definition({**i.definition(), "space": args.space}, suite=suite.name) for i in chosen]
+    return suite.name, str(suite.path), chosen
+
+
+def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser, instances: list[Instance],
+              suite: str | None) -> dict[str, Any]:
+    quick = (QUICK_SUITE if suite else QUICK) if args.quick else {"seeds": 5, "budget": 200}
     budget = args.budget if args.budget is not None else quick["budget"]
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds if args.seeds is not None else quick["seeds"]))
     searchers = args.searcher or [s for s in DEFAULT_SEARCHERS if s in policies.SEARCHERS]
@@ -364,23 +634,28 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         parser.error("--jobs must be 0 (queue only) or more")
     if args.lanes < 1:
         parser.error("--lanes must be at least 1")
-    universe = args.universe or quick["universe"]
-    space = args.space or "joint"
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(universe).stem if os.sep in universe else universe)
-    name = args.name or f"compare-{label}-{space}-b{budget}"
+    label = suite or instances[0].id
+    spaces = sorted({i.space for i in instances})
+    name = args.name or f"compare-{label}-{'-'.join(spaces)}-b{budget}" + ("-quick" if args.quick and suite else "")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         parser.error(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
-    return {"name": name, "universe": universe, "universe_seed": args.universe_seed, "space": space,
-            "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs,
+    return {"name": name, "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs,
             "lanes": args.lanes}
 
 
 def _fill_from(previous: dict[str, Any], args: argparse.Namespace) -> None:
     """On --resume, the set-up arguments not given again default to the experiment's own."""
-    for arg, key in (("universe", "universe"), ("space", "space"), ("budget", "budget"), ("searcher", "searchers"),
-                     ("seed_list", "seeds")):
+    for arg, key in (("budget", "budget"), ("searcher", "searchers"), ("seed_list", "seeds")):
         if getattr(args, arg) is None and not (arg == "seed_list" and args.seeds is not None):
             setattr(args, arg, previous[key])
+    if args.suite is None and args.universe is None:
+        if previous.get("suite"):
+            args.suite = previous.get("suite_path") or previous["suite"]
+            args.instances = args.instances or [d["id"] for d in previous["instances"]]
+        else:
+            (only,) = previous["instances"]
+            args.universe, args.universe_seed = only["universe"], only["seed"]
+            args.space = args.space or only["space"]
     if args.lanes == 1:
         args.lanes = previous.get("lanes", 1)
 
@@ -394,7 +669,14 @@ def main(argv: list[str] | None = None) -> int:
             worker.ExperimentQueue(args.storage, args.name).config if args.storage else None)
         if stored:
             _fill_from(stored, args)
-    settings = _settings(args, parser)
+    try:
+        suite, suite_path, instances = _instances(args, parser)
+        for instance in instances:
+            instance.check(min_holdout_days=180 if suite else 0)
+    except (InstanceError, DataError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = _settings(args, parser, instances, suite)
     folder = (args.out / settings["name"]).resolve()
     config_path = folder / "config.json"
     if config_path.exists() and not args.resume:
@@ -402,44 +684,47 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}
-    for key in ("universe", "universe_seed", "space"):
-        if previous and previous[key] != settings[key]:
-            print(f"error: --resume with {key}={settings[key]!r}, but the experiment used {previous[key]!r}",
-                  file=sys.stderr)
-            return 2
     storage = args.storage or previous.get("storage") or (
         f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 else f"journal:{folder / 'trials.journal'}")
     if storage.startswith("sqlite") and settings["jobs"] > 1:
         print(f"error: SQLite serves one worker process; with --jobs {settings['jobs']} use --storage journal:FILE "
               "(this machine) or postgresql://... (several machines)", file=sys.stderr)
         return 2
+    config = {**settings, "suite": suite, "suite_path": suite_path,
+              "instances": [i.definition() for i in instances], "storage": storage, "contract": CONTRACT_VERSION,
+              "objective": "real", "command": "python -m runs.compare " + " ".join(argv if argv is not None else sys.argv[1:])}
     try:
-        problem = _problem(settings["universe"], settings["universe_seed"], settings["space"])
-    except (DataError, ValueError, OSError) as exc:
+        if previous:
+            worker.check_same_setup(previous, config)
+        for instance in instances:
+            problem_of(canonical(instance))  # load and seal every instance's data now: a bad file fails here
+    except (StoreError, DataError, InstanceError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     folder.mkdir(parents=True, exist_ok=True)
-    config = {**settings, "storage": storage, "contract": CONTRACT_VERSION, "window": f"{SEARCH_START}..{SEARCH_END}",
-              "candles": repr(problem.candles), "axes": SearchSpace(settings["space"]).names,
-              "command": "python -m runs.compare " + " ".join(argv if argv is not None else sys.argv[1:])}
-    specs = [spec_from_config(config, storage, folder, searcher, seed)
-             for searcher in settings["searchers"] for seed in settings["seeds"]]
-    print(f"{settings['name']}: {len(settings['searchers'])} searchers x {len(settings['seeds'])} seeds x "
-          f"budget {settings['budget']} on {problem.candles!r}, space {settings['space']!r} ({len(problem.space)} axes)\n"
-          f"storage {storage}", file=sys.stderr)
+    specs = specs_of(config, storage, folder)
+    print(f"{settings['name']}: {len(instances)} instance(s) x {len(settings['searchers'])} searchers x "
+          f"{len(settings['seeds'])} seeds x budget {settings['budget']}\nstorage {storage}", file=sys.stderr)
     try:
         with _only_process(storage):
             queue = worker.ExperimentQueue(storage, settings["name"])
             queue.submit({k: v for k, v in config.items() if k != "jobs"},
-                         [(spec.searcher, spec.seed, spec.lanes) for spec in specs])
+                         [(spec.instance_id, spec.searcher, spec.seed, spec.lanes) for spec in specs])
             for spec in specs:
                 if spec.shared:
                     _store(spec, tsv=False).ensure_slots(spec.budget)
             config_path.write_text(json.dumps(config, indent=1))
             if settings["jobs"] > 0:
-                done = sum(len(records) for seeds in load_runs(specs).values() for records in seeds.values())
+                if not args.no_warm:
+                    warmed = warm(instances, jobs=settings["jobs"])
+                    print(warmed["skipped"] or f"instance warm-up: {warmed['configurations']} regime settings in "
+                          f"{warmed['seconds']:.0f} s (charged to no searcher)", file=sys.stderr)
+                    with (folder / "warm.json").open("a") as handle:
+                        handle.write(json.dumps(warmed) + "\n")
+                done = sum(len(records) for seeds in load_runs(specs).values() for runs_ in seeds.values()
+                           for records in runs_.values())
                 summary = run_all(storage, settings["name"], args.out.resolve(), settings["jobs"],
-                                  sum(s.budget for s in specs), done)
+                                  sum(s.budget for s in specs), done, len(instances))
                 for error in summary["errors"]:
                     print(f"run failed: {error}", file=sys.stderr)
     except (StoreError, ValueError, FileNotFoundError) as exc:
@@ -458,52 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     if status["failed"]:
         print(f"{status['failed']} run(s) failed (see above); fix and --resume to run them again", file=sys.stderr)
         return 1
-    return finish(specs, settings, folder, storage, queue.infos())
-
-
-def finish(specs: Sequence[RunSpec], settings: dict[str, Any], folder: Path, storage: str,
-           infos: Sequence[dict[str, Any]]) -> int:
-    """Merge, summarise, plot and report a finished comparison."""
-    for spec in specs:  # write any rows this machine lacks (runs done by other workers) from the studies
-        _store(spec)
-    runs = load_runs(specs)
-    rows = merge_tsv(specs, folder / "trials.tsv")
-    wall = {}
-    for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
-        runs_wall = wall.setdefault(info["searcher"], {})
-        runs_wall[info["seed"]] = max(runs_wall.get(info["seed"], 0.0), info["wall_s"])
-    summaries = analysis.summarise(runs, settings["budget"], wall=wall)
-    holdout = holdout_scores(specs, runs, folder / "holdout.json")
-    goal = analysis.targets(runs, settings["budget"], "phased")
-    figures = [plots.best_so_far_plot(runs, settings["budget"], folder / "best_so_far.png")]
-    if goal:
-        figures.append(plots.runtime_ecdf_plot(runs, settings["budget"], goal, folder / "runtime_ecdf.png"))
-    figures.append(plots.holdout_plot({k: [(v["in_sample"], v["holdout"] if v["holdout"] is not None else math.nan)
-                                           for v in seeds.values()] for k, seeds in holdout.items()},
-                                      folder / "holdout_vs_in_sample.png"))
-    tables = report_tables(summaries, holdout, "phased")
-    (folder / "summary.json").write_text(json.dumps(_jsonable({
-        "summaries": [asdict(s) for s in summaries], "holdout": holdout, "runs": list(infos), "targets": goal,
-    }), indent=1))
-    dashboard = dashboard_command(storage)
-    report = [
-        f"# {settings['name']}", "",
-        "Question: which search policy finds the best configuration with the fewest real evaluations?", "",
-        f"Set-up: universe `{settings['universe']}` (draw {settings['universe_seed']}), search window "
-        f"{SEARCH_START}..{SEARCH_END}, space `{settings['space']}`, budget {settings['budget']} real evaluations per run, "
-        f"seeds {settings['seeds']}, contract {CONTRACT_VERSION}. Baseline: the phased one-at-a-time sweep.", "",
-        "Best score at each budget: median [25%, 75%] over seeds. norm@b: Bayesmark-normalised score "
-        "(0 = best known, 1 = random search's median; lower is better). AUC: mean rescaled best-so-far "
-        "(higher = good configurations earlier). Holdout: the sealed post-2025 score of each run's winner.", "",
-        tables,
-        *[f"![{p.stem}]({p.name})" for p in figures], "",
-        f"{rows} trials in `trials.tsv`; browse them all: `{dashboard}`",
-    ]
-    (folder / "report.md").write_text("\n".join(report) + "\n")
-    print(tables)
-    print(f"report: {folder / 'report.md'}")
-    print(f"browse every trial: {dashboard}")
-    return 0
+    return finish(specs, config, folder, storage, queue.infos())
 
 
 if __name__ == "__main__":

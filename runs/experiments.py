@@ -1,57 +1,108 @@
-"""Joint-space experiments: the seed's open questions, one folder and one report each.
+"""Joint-space experiments: the seed's open questions, answered over problem instances.
 
-    python -m runs.experiments interactions    # do joint searchers find what the phased sweep cannot?
-    python -m runs.experiments deletion        # with component switches searchable, is deleting preferred?
-    python -m runs.experiments generalization  # do the winners' lifts survive other market draws and the holdout?
-    python -m runs.experiments survivorship    # point-in-time universe vs survivors only
+    python -m runs.experiments interactions --suite real-v1    # does joint search lift the phased sweep's result?
+    python -m runs.experiments deletion --suite real-v1        # with component switches searchable, is deleting preferred?
+    python -m runs.experiments generalization --suite real-v1  # do winners hold up on their instances' holdouts?
+    python -m runs.experiments survivorship --suite synthetic-v1   # point-in-time universe vs survivors only
+    python -m runs.experiments interactions --source runs/out/NAME  # analyse an existing comparison instead
 
-Each runs its searches through ``runs.compare`` (in ``runs/out/<name>/search*/``,
-resumable with ``--resume``) and writes ``runs/out/<name>/report.md``: the
-question, the set-up, the table, and the answer. ``--quick`` uses
-``synthetic-small``, 3 seeds and budget 60.
+Each experiment runs its searches through ``runs.compare`` (in ``runs/out/<name>/search/``, resumable)
+or reads an existing comparison folder (``--source``), then answers per instance and over instances:
+every aggregate carries a 95% bootstrap CI over instances (``runs.stats``), and an answer says "yes" or
+"no" only where that CI excludes zero; otherwise it says that the data cannot tell. Without ``--suite``
+the search is one instance (``--universe``, default split): then no answer is possible and the report
+says so. ``--quick``: with ``--suite``, its quick instances, 2 seeds, budget 40; without, synthetic-small,
+3 seeds, budget 60.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
 
-from data import SURVIVORS, load_universe
+from data import survivors
 from env.records import TrialRecord
 from env.store import distributions
-from harness import SEARCH_END, evaluate, evaluate_holdout
-from runs import analysis, compare
+from instances import Instance
+from runs import compare, stats
 from strategy.space import SearchSpace
 from surrogate.gp import GPSurrogate
 
 EXPERIMENTS = ("interactions", "deletion", "generalization", "survivorship")
+COMPONENTS = ("switches.use_bull", "switches.use_bear", "switches.use_ranging", "switches.use_hmm")
+GATE = "switches.risk_off_gate"
+KEY_PAIR = ("bull.r2_threshold", "bear.r2_threshold")
+MIN_FINITE_FOR_SURROGATE = 12
 
 
-# --------------------------------------------------------------------------- shared
-def _search(args: argparse.Namespace, folder: Path, subfolder: str, universe: str, searchers: Sequence[str],
-            space: str) -> tuple[dict[str, Any], dict[str, dict[int, list[TrialRecord]]]]:
-    """Run (or resume) a comparison in ``folder/subfolder``; return its config and records."""
-    argv = ["--universe", universe, "--space", space, "--budget", str(args.budget), "--seeds", str(args.seeds),
-            "--searcher", *searchers, "--out", str(folder), "--name", subfolder, "--jobs", str(args.jobs)]
-    if (folder / subfolder / "config.json").exists():
+# --------------------------------------------------------------------------- searches and shared helpers
+def _search(args: argparse.Namespace, folder: Path, searchers: Sequence[str], space: str,
+            extra: Sequence[Instance] = ()) -> tuple[dict[str, Any], compare.Runs]:
+    """Run (or resume) the experiment's comparison in ``folder/search``, or read ``--source``; config and runs.
+
+    ``extra``: more instances to search beside the suite's (written to a suite file in ``folder``).
+    """
+    if args.source:
+        config, _, runs = compare.load_experiment(Path(args.source))
+        return config, runs
+    argv = ["--budget", str(args.budget), "--seeds", str(args.seeds), "--searcher", *searchers, "--space", space,
+            "--out", str(folder), "--name", "search", "--jobs", str(args.jobs)]
+    if extra:
+        argv += ["--suite", str(_suite_file(folder, [*_suite_instances(args), *extra]))]
+    elif args.suite:
+        argv += ["--suite", args.suite] + (["--instances", *args.instances] if args.instances else [])
+    else:
+        argv += ["--universe", args.universe]
+    if (folder / "search" / "config.json").exists():
         argv.append("--resume")
     code = compare.main(argv)
     if code != 0:
         raise SystemExit(code)
-    config, _, runs = compare.load_experiment(folder / subfolder)
+    config, _, runs = compare.load_experiment(folder / "search")
     return config, runs
 
 
+def _suite_instances(args: argparse.Namespace) -> list[Instance]:
+    if not args.suite:
+        return [Instance.default(args.universe, space=args.space)]
+    from instances import load_suite
+
+    return list(load_suite(args.suite).select(args.instances))
+
+
+def _suite_file(folder: Path, instances: Sequence[Instance]) -> Path:
+    """A suite file holding ``instances`` (so that one comparison searches them all)."""
+    lines = [f'name = "{folder.name}"', ""]
+    for instance in instances:
+        d = instance.definition()
+        if d["split"]["holdout"][1] is None:  # the default split's open holdout: to the data's last day
+            d["split"]["holdout"][1] = str(instance.universe_candles().dates[-1])
+        lines += ["[[instance]]", f'id = "{d["id"]}"', f'universe = "{d["universe"]}"', f"seed = {d['seed']}",
+                  f'venue = "{d["venue"]}"', f'space = "{d["space"]}"', f'strategy = "{d["strategy"]}"',
+                  f'search = {json.dumps(d["split"]["search"])}', f'holdout = {json.dumps(d["split"]["holdout"])}',
+                  f"warmup_days = {d['split']['warmup_days']}"]
+        if d["tokens"] is not None:
+            lines.append(f"tokens = {json.dumps(d['tokens'])}")
+        if d["liquid_top"] is not None:
+            lines += [f"liquid_top = {d['liquid_top']}", f"liquid_lookback_days = {d['liquid_lookback_days']}"]
+        lines.append("")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "instances.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
 def _winners(runs: dict[str, dict[int, list[TrialRecord]]]) -> dict[str, dict[int, TrialRecord]]:
-    """The best finite record of every run."""
+    """The best finite record of every run of one instance."""
     out: dict[str, dict[int, TrialRecord]] = {}
     for name, seeds in runs.items():
         for seed, records in seeds.items():
@@ -61,8 +112,35 @@ def _winners(runs: dict[str, dict[int, list[TrialRecord]]]) -> dict[str, dict[in
     return out
 
 
-def _fmt(value: float, digits: int = 3) -> str:
+def _fmt(value: Any, digits: int = 3) -> str:
     return compare._fmt(value, digits)
+
+
+def _aggregate(values: dict[str, float], seed: int) -> dict[str, Any]:
+    """IQM and mean over instances of one value per instance, with bootstrap CIs (instances resampled)."""
+    finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if not finite:
+        return {"iqm": math.nan, "iqm_ci": [math.nan, math.nan], "mean": math.nan, "mean_ci": [math.nan, math.nan],
+                "n_instances": 0}
+    agg = stats.bootstrap_aggregates([np.array([v]) for _, v in sorted(finite.items())], seed=seed)
+    return {"iqm": float(agg["iqm"]), "iqm_ci": [float(c) for c in agg["iqm_ci"]], "mean": float(agg["mean"]),
+            "mean_ci": [float(c) for c in agg["mean_ci"]], "n_instances": len(finite)}
+
+
+def _answer(agg: dict[str, Any], yes: str, no: str, min_instances: int = 5) -> str:
+    """``yes`` when the CI of the IQM lies above zero, ``no`` below it, else "the data cannot tell"."""
+    lo, hi = agg["iqm_ci"]
+    if agg["n_instances"] < min_instances or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"the data cannot tell ({agg['n_instances']} instance(s); at least {min_instances} are needed)"
+    if lo > 0:
+        return yes
+    if hi < 0:
+        return no
+    return "the data cannot tell (the 95% CI includes zero)"
+
+
+def _ci(agg: dict[str, Any]) -> str:
+    return f"{_fmt(agg['iqm'])} [{_fmt(agg['iqm_ci'][0])}, {_fmt(agg['iqm_ci'][1])}] (n={agg['n_instances']})"
 
 
 def _write(folder: Path, title: str, question: str, setup: str, tables: Sequence[str], answer: str,
@@ -70,18 +148,20 @@ def _write(folder: Path, title: str, question: str, setup: str, tables: Sequence
     report = [f"# {title}", "", f"**Question.** {question}", "", f"**Set-up.** {setup}", "", *tables, "",
               f"**Answer.** {answer}", ""]
     (folder / "report.md").write_text("\n".join(report))
-    (folder / "results.json").write_text(json.dumps(compare._jsonable(data), indent=1))
+    (folder / "results.json").write_text(json.dumps(stats.json_safe(data), indent=1, allow_nan=False) + "\n")
     print("\n".join(report))
     print(f"report: {folder / 'report.md'}")
 
 
-def _differences(params: dict[str, Any], reference: dict[str, Any]) -> str:
-    changed = [f"{k}={params[k]!r}" for k in params if params.get(k) != reference.get(k)]
-    return ", ".join(changed) if changed else "(none)"
+def _setup(config: dict[str, Any], space: SearchSpace) -> str:
+    n = len(config["instances"])
+    where = f"suite `{config['suite']}`, {n} instance(s)" if config.get("suite") else f"one instance ({config['instances'][0]['id']})"
+    return (f"{where}, space {space.name} ({len(space)} axes), budget {config['budget']}, seeds {config['seeds']}, "
+            f"searchers {config['searchers']}; aggregates: IQM over instances [95% bootstrap CI] (docs/STATISTICS.md).")
 
 
 # --------------------------------------------------------------------------- interactions
-def h_statistic(surrogate: GPSurrogate, i: int, j: int, background: np.ndarray, grid: int = 7) -> float:
+def h_statistic(surrogate: Any, i: int, j: int, background: np.ndarray, grid: int = 7) -> float:
     """Interaction share of axes ``i`` and ``j`` in the surrogate mean: 0 = additive, 1 = pure interaction.
 
     The two-axis partial dependence ``PD_ij(a, b)`` (the surrogate mean with axes
@@ -118,224 +198,254 @@ def fanova_importances(space: SearchSpace, records: Sequence[TrialRecord], seed:
     return optuna.importance.get_param_importances(study, evaluator=evaluator)
 
 
-def interactions(args: argparse.Namespace, folder: Path) -> None:
-    config, runs = _search(args, folder, "search", args.universe, args.searchers or ["phased", "tpe", "gp"], args.space)
-    space = SearchSpace(config["space"])
-    winners = _winners(runs)
-    records = [r for seeds in runs.values() for rs in seeds.values() for r in rs]
+def _pair_strengths(space: SearchSpace, records: Sequence[TrialRecord]) -> dict[tuple[str, str], float] | None:
+    """H^2 of every pair of core axes on a GP fitted to the instance's finite trials (None: too few)."""
     finite = [r for r in records if math.isfinite(r.score)]
-    x = np.array([space.encode(space.params(r.params)) for r in finite])
-    y = np.array([r.score for r in finite])
-    surrogate = GPSurrogate(space, seed=0).fit(x, y)
-    rng = np.random.default_rng(0)
-    background = space.snap(x[rng.choice(len(x), min(48, len(x)), replace=False)])
+    if len(finite) < MIN_FINITE_FOR_SURROGATE:
+        return None
+    x = np.array([space.encode(space.params(dict(r.params))) for r in finite])
+    surrogate = GPSurrogate(space, seed=0).fit(x, np.array([r.score for r in finite]))
+    background = space.snap(x[np.random.default_rng(0).choice(len(x), min(48, len(x)), replace=False)])
     core = [n for n in SearchSpace("core").names if n in space.names]
-    pairs = list(itertools.combinations(core, 2))
-    strength = {(a, b): h_statistic(surrogate, space.names.index(a), space.names.index(b), background) for a, b in pairs}
-    top = sorted(strength.items(), key=lambda kv: -kv[1])[:10]
-    key = ("bull.r2_threshold", "bear.r2_threshold")
-    blocks = sorted({n.split(".")[0] for n in core})
-    block_h = {(p, q): float(np.mean([h for (a, b), h in strength.items()
-                                      if {a.split(".")[0], b.split(".")[0]} == {p, q}] or [math.nan]))
-               for p, q in itertools.combinations_with_replacement(blocks, 2)}
-    importances = fanova_importances(space, finite)
-    phased = winners.get("phased", {})
-    phased_best = max(phased.values(), key=lambda r: r.score) if phased else None
-    rows = ["| searcher | best score (median over seeds) | best run's score | differs from phased winner in |",
-            "|---|---|---|---|"]
-    for name, seeds in winners.items():
-        best = max(seeds.values(), key=lambda r: r.score)
-        diff = _differences(best.params, phased_best.params) if phased_best else "n/a"
-        rows.append(f"| {name} | {_fmt(float(np.median([r.score for r in seeds.values()])))} | {_fmt(best.score)} | {diff} |")
-    h_rows = ["| pair | H^2 (interaction share) |", "|---|---|"] + [f"| {a} x {b} | {h:.3f} |" for (a, b), h in top]
-    b_rows = ["| blocks | mean H^2 over axis pairs |", "|---|---|"] + [f"| {p} x {q} | {_fmt(h)} |" for (p, q), h in block_h.items()]
-    i_rows = ["| axis | fANOVA importance |", "|---|---|"] + [f"| {k} | {v:.3f} |" for k, v in list(importances.items())[:10]]
-    joint_best = max((r for seeds in winners.values() for r in seeds.values()), key=lambda r: r.score)
-    beyond = phased_best is not None and joint_best.score > phased_best.score
-    verdict = (f"{'beats' if beyond else 'does not beat'} the phased winner ({_fmt(phased_best.score)})"
-               if phased_best else "cannot be compared with the phased sweep (not run)")
-    answer = (f"The best configuration overall ({joint_best.searcher}, {_fmt(joint_best.score)}) {verdict}. "
-              f"bull x bear r2_threshold on the surrogate: interaction share H^2 = {_fmt(strength.get(key, math.nan))} "
-              f"(0 = additive), fANOVA importances {_fmt(importances.get(key[0], math.nan))} and "
-              f"{_fmt(importances.get(key[1], math.nan))} (a near-zero importance means the trials show no effect of "
-              f"that axis at all, so 'additive' is then no evidence either way); the strongest pair is "
-              f"{top[0][0][0]} x {top[0][0][1]} at {top[0][1]:.3f}.")
+    return {(a, b): h_statistic(surrogate, space.names.index(a), space.names.index(b), background)
+            for a, b in itertools.combinations(core, 2)}
+
+
+def interactions(args: argparse.Namespace, folder: Path) -> None:
+    config, runs = _search(args, folder, args.searchers or ["phased", "tpe", "gp"], args.space)
+    space = SearchSpace(config["instances"][0]["space"])
+    results, _ = compare.instance_results(config, runs, config["budget"])
+    normalised = {n.instance: n for n in stats.normalise_all(results, [config["budget"]]) if not n.excluded}
+    joint = [s for s in config["searchers"] if s != "phased"]
+    lifts: dict[str, dict[str, float]] = {s: {} for s in joint}
+    norm_diff: dict[str, dict[str, float]] = {s: {} for s in joint}
+    key_h, strongest = {}, {}
+    rows = ["| instance | phased best | " + " | ".join(f"{s} - phased (median over seeds)" for s in joint)
+            + " | H^2 bull x bear r2 | strongest pair (H^2) |", "|---" * (len(joint) + 4) + "|"]
+    for instance, seeds_by in sorted(runs.items()):
+        winners = _winners(seeds_by)
+        phased = [w.score for w in winners.get("phased", {}).values()]
+        base = float(np.median(phased)) if phased else math.nan
+        cells = []
+        for s in joint:
+            mine = [winners.get(s, {}).get(seed) for seed in seeds_by.get(s, {})]
+            best = [w.score if w is not None else -math.inf for w in mine]
+            lift = float(np.median(best)) - base if best and math.isfinite(base) else math.nan
+            lifts[s][instance] = lift
+            n = normalised.get(instance)
+            if n is not None and s in n.scores and "phased" in n.scores:
+                norm_diff[s][instance] = float(n.at(s, config["budget"]).mean() - n.at("phased", config["budget"]).mean())
+            cells.append(_fmt(lift))
+        strengths = _pair_strengths(space, [r for seeds in seeds_by.values() for recs in seeds.values() for r in recs])
+        if strengths:
+            key_h[instance] = strengths.get(KEY_PAIR, math.nan)
+            top = max(strengths.items(), key=lambda kv: kv[1])
+            strongest[instance] = f"{top[0][0]} x {top[0][1]} ({top[1]:.2f})"
+        rows.append(f"| {instance} | {_fmt(base)} | " + " | ".join(cells) + f" | {_fmt(key_h.get(instance))} | "
+                    f"{strongest.get(instance, 'n/a (too few finite trials)')} |")
+    summary = {s: {"raw_lift": _aggregate(lifts[s], seed=1), "normalised_lift": _aggregate(norm_diff[s], seed=2)}
+               for s in joint}
+    agg_h = _aggregate(key_h, seed=3)
+    s_rows = ["| searcher | lift over phased, raw score: IQM [95% CI] | lift, normalised: IQM [95% CI] | joint search "
+              "beats the phased sweep? |", "|---|---|---|---|"]
+    for s in joint:
+        s_rows.append(f"| {s} | {_ci(summary[s]['raw_lift'])} | {_ci(summary[s]['normalised_lift'])} | "
+                      f"{_answer(summary[s]['normalised_lift'], 'yes', 'no: the phased sweep is better')} |")
+    answers = "; ".join(f"{s}: {_answer(summary[s]['normalised_lift'], 'beats the phased sweep', 'loses to the phased sweep')}"
+                        for s in joint)
+    answer = (f"Joint search against the phased one-at-a-time sweep, per searcher: {answers}. The bull x bear "
+              f"r2_threshold interaction share H^2 is {_ci(agg_h)} over instances (0 = additive).")
     _write(folder, "Interactions: joint search vs the phased sweep",
-           "Do joint searchers find configurations the phased one-at-a-time sweep cannot, and how strongly do the "
-           "blocks interact (bull x bear r2_threshold in particular)?",
-           f"{config['universe']}, space {config['space']} ({len(space)} axes), budget {config['budget']}, seeds "
-           f"{config['seeds']}; interaction strength = H^2 on a GP surrogate fitted to all {len(finite)} "
-           f"finite trials (two-way ANOVA of each pair's partial dependence on a 7x7 grid, 48 background points; "
-           "0 = additive, 1 = pure interaction); importances = Optuna's fANOVA.",
-           ["## Winners", "", *rows, "", "## Strongest pairwise interactions (core axes)", "", *h_rows, "",
-            "## Block x block", "", *b_rows, "", "## Importances", "", *i_rows],
-           answer, {"h2": {f"{a} x {b}": h for (a, b), h in strength.items()}, "blocks": {f"{p} x {q}": h for (p, q), h in block_h.items()},
-                    "importances": importances, "search": str(folder / "search")})
+           "Do joint-space searchers find configurations the phased one-at-a-time sweep cannot (the seed's headline "
+           "number: the joint-space lift), and how strongly do the blocks interact (bull x bear r2_threshold)?",
+           _setup(config, space) + " Lift = a searcher's best minus the phased sweep's best on the same instance. H^2 = "
+           "interaction share of each pair of core axes on a GP fitted to the instance's finite trials (two-way ANOVA "
+           "of the pair's partial dependence on a 7x7 grid, 48 background points).",
+           ["## Over instances", "", *s_rows, "", "## Per instance", "", *rows], answer,
+           {"summary": summary, "h2_bull_bear": {"per_instance": key_h, "aggregate": agg_h}, "lifts": lifts,
+            "normalised_lifts": norm_diff, "strongest": strongest})
 
 
 # --------------------------------------------------------------------------- deletion
 def deletion(args: argparse.Namespace, folder: Path) -> None:
-    config, runs = _search(args, folder, "search", args.universe, args.searchers or ["random", "tpe", "gp"], "joint")
-    components = ["switches.use_bull", "switches.use_bear", "switches.use_ranging", "switches.use_hmm"]
-    gate = "switches.risk_off_gate"
-    records = [r for seeds in runs.values() for rs in seeds.values() for r in rs]
-    finite = sorted((r for r in records if math.isfinite(r.score)), key=lambda r: -r.score)
+    config, runs = _search(args, folder, args.searchers or ["random", "tpe", "gp"], "joint")
+    space = SearchSpace("joint")
+    diffs, shares, rows = {}, {axis: {} for axis in (*COMPONENTS, GATE)}, []
+    rows = ["| instance | best intact | best with a deletion | difference | top-10% share deleting (bull / bear / "
+            "ranging / hmm) | random's share |", "|---|---|---|---|---|---|"]
 
-    def deleted(r: TrialRecord) -> bool:
-        return not all(r.params[s] for s in components)
+    def deletes(r: TrialRecord, axis: str) -> bool:
+        return bool(r.params[axis]) if axis == GATE else not r.params[axis]
 
-    def share(rs: Sequence[TrialRecord], axis: str) -> float:
-        """Share of ``rs`` that deletes ``axis`` (or, for the gate, uses it)."""
-        return float(np.mean([r.params[axis] if axis == gate else not r.params[axis] for r in rs])) if rs else math.nan
-
-    top = finite[: max(1, len(finite) // 10)]
-    intact = [r for r in finite if not deleted(r)]
-    cut = [r for r in finite if deleted(r)]
-    rand = [r for rs in runs.get("random", {}).values() for r in rs]
-    rows = ["| component | share deleted in the top 10% | among all finite trials | among random's trials (unbiased) |",
-            "|---|---|---|---|"]
-    for axis in components + [gate]:
-        label = f"{axis} (share *using* the gate)" if axis == gate else axis
-        rows.append(f"| {label} | {_fmt(share(top, axis), 2)} | {_fmt(share(finite, axis), 2)} | {_fmt(share(rand, axis), 2)} |")
-    winners = _winners(runs)
-    w_rows = ["| searcher | seed | score | deleted components |", "|---|---|---|---|"]
-    for name, seeds in winners.items():
-        for seed, r in sorted(seeds.items()):
-            gone = [s.split(".")[1][4:] for s in components if not r.params[s]]
-            w_rows.append(f"| {name} | {seed} | {_fmt(r.score)} | {', '.join(gone) or '-'}{' + risk-off gate' if r.params[gate] else ''} |")
-    best_intact = intact[0].score if intact else -math.inf
-    best_cut = cut[0].score if cut else -math.inf
-    wins = best_cut > best_intact
-    answer = (f"Best with every component: {_fmt(best_intact)}; best with at least one component deleted: {_fmt(best_cut)} "
-              f"({', '.join(s for s in components if cut and not cut[0].params[s]) or 'n/a'} off). "
-              f"Deletion {'wins' if wins else 'does not win'} under joint search on this universe; the table shows how often "
-              "the best trials switch each component off compared with the unbiased random share.")
+    for instance, seeds_by in sorted(runs.items()):
+        records = [r for seeds in seeds_by.values() for recs in seeds.values() for r in recs]
+        finite = sorted((r for r in records if math.isfinite(r.score)), key=lambda r: -r.score)
+        intact = [r for r in finite if all(r.params[c] for c in COMPONENTS)]
+        cut = [r for r in finite if not all(r.params[c] for c in COMPONENTS)]
+        best_intact = intact[0].score if intact else -math.inf
+        best_cut = cut[0].score if cut else -math.inf
+        diff = best_cut - best_intact if math.isfinite(best_intact) and math.isfinite(best_cut) else math.nan
+        diffs[instance] = diff
+        top = finite[: max(1, len(finite) // 10)]
+        rand = [r for recs in seeds_by.get("random", {}).values() for r in recs]
+        for axis in shares:
+            top_share = float(np.mean([deletes(r, axis) for r in top])) if top else math.nan
+            rand_share = float(np.mean([deletes(r, axis) for r in rand])) if rand else math.nan
+            shares[axis][instance] = top_share - rand_share if rand else math.nan
+        top_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in top])) if top else math.nan, 2)
+                              for c in COMPONENTS)
+        rand_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in rand])) if rand else math.nan, 2)
+                               for c in COMPONENTS)
+        rows.append(f"| {instance} | {_fmt(best_intact)} | {_fmt(best_cut)} | {_fmt(diff)} | {top_text} | {rand_text} |")
+    agg = _aggregate(diffs, seed=4)
+    share_aggs = {axis: _aggregate(values, seed=5 + k) for k, (axis, values) in enumerate(shares.items())}
+    s_rows = ["| component | top-10% share minus random's share: IQM [95% CI] |", "|---|---|"]
+    s_rows += [f"| {axis}{' (using the gate)' if axis == GATE else ' (deleted)'} | {_ci(a)} |" for axis, a in share_aggs.items()]
+    answer = (f"Best configuration with at least one component deleted minus the best intact one: {_ci(agg)} over "
+              f"instances; deletion wins under joint search: "
+              f"{_answer(agg, 'yes', 'no: the intact ensemble is better')}. The shares show which components the "
+              "best trials switch off more often than random search does.")
     _write(folder, "Deletion: do joint searchers prefer deleting components?",
-           "With the component switches in the search space, do joint searchers prefer configurations that delete a "
-           "specialist, the HMM, or add the risk-off gate? Does the seed's 'deletion wins' survive joint search?",
-           f"{config['universe']}, joint space, budget {config['budget']}, seeds {config['seeds']}, searchers "
-           f"{config['searchers']}; {len(finite)} finite of {len(records)} trials.",
-           ["## Switch usage", "", *rows, "", "## Winners", "", *w_rows], answer,
-           {"best_intact": best_intact, "best_deleted": best_cut, "search": str(folder / "search")})
+           "With the component switches in the search space, is the best configuration one that deletes a specialist or "
+           "the HMM? Does the seed's 'deletion wins' survive joint search over many instances?",
+           _setup(config, space), ["## Over instances", "", f"Best deleted minus best intact: {_ci(agg)}", "",
+                                   *s_rows, "", "## Per instance", "", *rows], answer,
+           {"difference": {"per_instance": diffs, "aggregate": agg}, "shares": share_aggs,
+            # kept for the single-instance report and its test: the best scores pooled over instances
+            "best_intact": max((r.score for seeds_by in runs.values() for seeds in seeds_by.values()
+                                for recs in seeds.values() for r in recs
+                                if math.isfinite(r.score) and all(r.params[c] for c in COMPONENTS)), default=-math.inf),
+            "best_deleted": max((r.score for seeds_by in runs.values() for seeds in seeds_by.values()
+                                 for recs in seeds.values() for r in recs
+                                 if math.isfinite(r.score) and not all(r.params[c] for c in COMPONENTS)),
+                                default=-math.inf)})
 
 
 # --------------------------------------------------------------------------- generalization
 def generalization(args: argparse.Namespace, folder: Path) -> None:
-    if args.source:
-        config, _, runs = compare.load_experiment(Path(args.source))
-    else:
-        config, runs = _search(args, folder, "search", args.universe, args.searchers or ["phased", "random", "tpe", "gp"],
-                               args.space)
-    space = SearchSpace(config["space"])
-    strategy = compare._problem(config["universe"], config["universe_seed"], config["space"]).strategy
-    draws = [d for d in range(config["universe_seed"] + 1, config["universe_seed"] + 1 + args.draws)]
-    markets = {d: load_universe(config["universe"], seed=d) for d in draws}
-    home = compare._universe(config["universe"], config["universe_seed"])
-    cache_path = folder / "scores.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-
-    def score(params: dict[str, Any], draw: int | None, holdout: bool) -> float:
-        key = json.dumps([params, draw, holdout], sort_keys=True, default=str)
-        if key not in cache:
-            candles = home if draw is None else markets[draw]
-            p = space.params(params)
-            try:
-                result = (evaluate_holdout(p, candles, strategy.fit_fn, strategy.portfolio_fn) if holdout
-                          else evaluate(p, candles.between(None, SEARCH_END), strategy.fit_fn, strategy.portfolio_fn))
-                cache[key] = result.score if math.isfinite(result.score) else "-inf"
-            except ValueError:
-                cache[key] = None
-            cache_path.write_text(json.dumps(cache))
-        value = cache[key]
-        return math.nan if value is None else float(value)
-
-    base = space.values(space.base)
-    rows = ["| configuration | in-sample (search draw) | other draws (median) | holdout (search draw) | holdout (other draws, median) |",
+    config, runs = _search(args, folder, args.searchers or ["phased", "random", "tpe", "gp"], args.space)
+    source = Path(args.source) if args.source else folder / "search"
+    specs = compare.specs_of(config, config["storage"], source)
+    holdout = compare.holdout_scores(specs, runs, folder / "holdout.json")
+    results = [stats.HoldoutResults(i, compare._score(h["defaults"]["score"]),
+                                    {s: {seed: (compare._score(w["in_sample"]), compare._score(w.get("score")))
+                                         for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
+               for i, h in holdout.items()]
+    decay = stats.holdout_summary(results)
+    s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM [95% CI] | "
+              "rejected on the holdout |", "|---|---|---|---|---|"]
+    for s, d in sorted(decay.items()):
+        s_rows.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} [{_fmt(d['lift']['iqm_ci'][0])}, "
+                      f"{_fmt(d['lift']['iqm_ci'][1])}] | {_fmt(d['decay']['iqm'])} [{_fmt(d['decay']['iqm_ci'][0])}, "
+                      f"{_fmt(d['decay']['iqm_ci'][1])}] | {_fmt(d['rejected_share'], 2)} |")
+    rows = ["| instance | holdout | defaults' holdout | winners' holdout (median over runs) | winners' in-sample (median) |",
             "|---|---|---|---|---|"]
-    data: dict[str, Any] = {}
+    for i, h in sorted(holdout.items()):
+        won = [w for seeds in h["winners"].values() for w in seeds.values()]
+        held = [compare._score(w.get("score")) for w in won if w.get("score") is not None]
+        inside = [compare._score(w["in_sample"]) for w in won]
+        instance = compare.instance_of(compare.config_instances(config)[i])
+        rows.append(f"| {i} | {instance.split.holdout_start}..{instance.split.holdout_end} | "
+                    f"{_fmt(compare._score(h['defaults']['score']))} | {_fmt(np.median(held) if held else math.nan)} | "
+                    f"{_fmt(np.median(inside) if inside else math.nan)} |")
 
-    def row(label: str, params: dict[str, Any], in_sample: float) -> None:
-        other = [score(params, d, False) for d in draws]
-        other_holdout = [score(params, d, True) for d in draws]
-        held = score(params, None, True)
-        data[label] = {"in_sample": in_sample, "other": other, "holdout": held, "other_holdout": other_holdout}
-        rows.append(f"| {label} | {_fmt(in_sample)} | {_fmt(analysis.quantiles(other)[0])} | {_fmt(held)} | "
-                    f"{_fmt(analysis.quantiles(other_holdout)[0])} |")
+    def verdict(d: dict[str, Any]) -> str:
+        lo, hi = d["lift"]["iqm_ci"]
+        if d["lift"]["n_instances"] < 5 or not (math.isfinite(lo) and math.isfinite(hi)):
+            return "the data cannot tell"
+        return "better than the defaults" if lo > 0 else "worse than the defaults" if hi < 0 else "the data cannot tell"
 
-    row("defaults (baseline)", base, score(base, None, False))
-    for name, seeds in _winners(runs).items():
-        for seed, r in sorted(seeds.items()):
-            row(f"{name} seed {seed}", r.params, r.score)
-    lifts = [(v["in_sample"] - data["defaults (baseline)"]["in_sample"],
-              analysis.quantiles(v["other"])[0] - analysis.quantiles(data["defaults (baseline)"]["other"])[0])
-             for k, v in data.items() if k != "defaults (baseline)"]
-    kept = [o / i for i, o in lifts if math.isfinite(i) and math.isfinite(o) and i > 0]
-    winners_only = {k: v for k, v in data.items() if k != "defaults (baseline)"}
-    in_sample = analysis.quantiles([v["in_sample"] for v in winners_only.values()])[0]
-    elsewhere = analysis.quantiles([analysis.quantiles(v["other"])[0] for v in winners_only.values()])[0]
-    lift = (f"median share of the in-sample lift over the defaults that survives on other draws: "
-            f"{_fmt(float(np.median(kept)), 2)} (1 = all of it, 0 = none, negative = worse than the defaults)" if kept
-            else "the lift over the defaults is undefined (the defaults are rejected on the search draw)")
-    answer = (f"Winners score a median {_fmt(in_sample)} in-sample and {_fmt(elsewhere)} on other market draws; {lift}. "
-              "The holdout columns show the one-cycle caveat: the same configurations on the years after the search window.")
-    _write(folder, "Generalization: do the winners survive other markets and the holdout?",
-           "How much of each searcher's in-sample lift survives on other synthetic market draws and on the sealed holdout?",
-           f"winners of {config['name']} ({config['universe']} draw {config['universe_seed']}, space {config['space']}, budget "
-           f"{config['budget']}); other draws {draws}; holdout = every day after {SEARCH_END}.",
-           ["## Scores", "", *rows], answer, data)
+    answer = "On their instances' own holdouts, the winners are: " + "; ".join(
+        f"{s}: {verdict(d)}" for s, d in sorted(decay.items())) + (". The decay column shows how much of the in-sample "
+                                                                    "score survives (negative = lost).")
+    _write(folder, "Generalization: do the winners hold up on their holdouts?",
+           "How do each searcher's winners score on the period right after their search window (each instance's own "
+           "sealed holdout), against the Loop 3 defaults there and against their own in-sample score?",
+           _setup(config, SearchSpace(config["instances"][0]["space"])), ["## Over instances", "", *s_rows, "",
+                                                                          "## Per instance", "", *rows], answer,
+           {"holdout_summary": decay, "holdout": holdout})
 
 
 # --------------------------------------------------------------------------- survivorship
+def survivors_instance(instance: Instance) -> Instance | None:
+    """The instance on the tokens still listed on its universe's last day (None when that changes nothing)."""
+    full = instance.universe_candles()
+    alive = survivors(full).tokens
+    if len(alive) == full.n_tokens:
+        return None  # no token of this universe is delisted before its last day: nothing to bias
+    return dataclasses.replace(instance, id=f"{instance.id}-survivors", tokens=tuple(alive), liquid_top=None, suite="")
+
+
 def survivorship(args: argparse.Namespace, folder: Path) -> None:
-    searchers = args.searchers or ["tpe"]
-    pit_config, pit_runs = _search(args, folder, "search-point-in-time", args.universe, searchers, args.space)
-    surv_config, surv_runs = _search(args, folder, "search-survivors", args.universe + SURVIVORS, searchers, args.space)
-    space = SearchSpace(args.space)
-    problem = compare._problem(args.universe, 0, args.space)
-    full, alive = compare._universe(args.universe, 0), compare._universe(args.universe + SURVIVORS, 0)
-    rows = ["| searcher | seed | survivors-only in-sample | same config, point-in-time | point-in-time winner | inflation |",
-            "|---|---|---|---|---|---|"]
-    inflation = []
-    pit_winners = _winners(pit_runs)
-    for name, seeds in _winners(surv_runs).items():
-        for seed, r in sorted(seeds.items()):
-            honest = problem.evaluate(space.params(r.params)).score
-            pit = pit_winners.get(name, {}).get(seed)
-            gap = r.score - honest if math.isfinite(honest) else math.inf
-            inflation.append(gap)
-            rows.append(f"| {name} | {seed} | {_fmt(r.score)} | {_fmt(honest)} | {_fmt(pit.score if pit else math.nan)} | {_fmt(gap)} |")
-    answer = (f"Searching the survivors-only universe ({alive.n_tokens} of {full.n_tokens} tokens) overstates the "
-              f"winner's score by a median {_fmt(analysis.quantiles(inflation)[0])} (survivors in-sample minus the same "
-              "configuration on the point-in-time universe).")
+    base = _suite_instances(args)
+    pairs = {i.id: survivors_instance(i) for i in base}
+    variants = [v for v in pairs.values() if v is not None]
+    config, runs = _search(args, folder, args.searchers or ["tpe"], args.space, extra=variants)
+    inflation: dict[str, float] = {}
+    rows = ["| instance | tokens point-in-time / survivors | survivors' winner in-sample (median) | same configuration "
+            "point-in-time (median) | inflation (median) |", "|---|---|---|---|---|"]
+    for instance in base:
+        variant = pairs[instance.id]
+        if variant is None:
+            rows.append(f"| {instance.id} | no delisting in the data | n/a | n/a | n/a (survivorship-biased data "
+                        "already: the file holds only pairs listed when it was downloaded) |")
+            continue
+        problem = compare.problem_of(compare.canonical(instance))
+        winners = [w for seeds in _winners(runs.get(variant.id, {})).values() for w in seeds.values()]
+        flattered = [w.score for w in winners]
+        honest = [problem.evaluate(problem.space.params(dict(w.params))).score for w in winners]
+        gaps = [a - b if math.isfinite(b) else math.inf for a, b in zip(flattered, honest)]
+        inflation[instance.id] = float(np.median(gaps)) if gaps else math.nan
+        rows.append(f"| {instance.id} | {instance.search_candles().n_tokens} / {variant.search_candles().n_tokens} | "
+                    f"{_fmt(np.median(flattered) if flattered else math.nan)} | "
+                    f"{_fmt(np.median(honest) if honest else math.nan)} | {_fmt(inflation[instance.id])} |")
+    agg = _aggregate(inflation, seed=9)
+    answer = (f"Searching only the tokens that survived to the end of the data overstates the winner's score by "
+              f"{_ci(agg)} (survivors' in-sample minus the same configuration on the point-in-time universe); "
+              f"survivorship inflates the result: {_answer(agg, 'yes', 'no (it deflates it)')}. Instances whose data "
+              "has no delisting cannot show the bias (the real files are survivorship-biased already).")
     _write(folder, "Survivorship: point-in-time universe vs survivors only",
-           "How much does searching a survivors-only universe (tokens still listed at the end) flatter the result?",
-           f"{args.universe}: {full.n_tokens} tokens point-in-time vs {alive.n_tokens} survivors; searchers {searchers}, "
-           f"space {args.space}, budget {args.budget}, seeds {args.seeds}.",
-           ["## Winners", "", *rows], answer, {"inflation": inflation})
+           "How much does searching a survivors-only universe (tokens still listed at the end of the data) flatter the "
+           "result, compared with the point-in-time universe?",
+           _setup(config, SearchSpace(args.space)), ["## Per instance", "", *rows], answer,
+           {"inflation": {"per_instance": inflation, "aggregate": agg}})
 
 
 # --------------------------------------------------------------------------- CLI
+RUNNERS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
+    "interactions": interactions, "deletion": deletion, "generalization": generalization, "survivorship": survivorship}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runs.experiments", description=__doc__.split("\n\n")[0])
     parser.add_argument("experiment", choices=EXPERIMENTS)
-    parser.add_argument("--universe", default="synthetic")
+    parser.add_argument("--suite", help="a suite of instances (real-v1, synthetic-v1 or a file)")
+    parser.add_argument("--instances", nargs="+", metavar="ID", help="only these instances of --suite")
+    parser.add_argument("--universe", default="synthetic", help="without --suite: one instance on this universe")
     parser.add_argument("--space", default="joint")
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--searchers", nargs="+", default=None)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--draws", type=int, default=3, help="generalization: other market draws to score winners on")
-    parser.add_argument("--source", help="generalization: an existing runs.compare folder whose winners to score")
+    parser.add_argument("--source", help="analyse this existing runs.compare folder instead of searching")
     parser.add_argument("--name", default=None, help="folder name under --out (default: the experiment)")
     parser.add_argument("--out", type=Path, default=compare.OUT)
-    parser.add_argument("--quick", action="store_true", help="synthetic-small, 3 seeds, budget 60")
+    parser.add_argument("--quick", action="store_true",
+                        help="with --suite: its quick instances, 2 seeds, budget 40; else synthetic-small, 3 seeds, budget 60")
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick and args.suite:
+        args.seeds, args.budget = compare.QUICK_SUITE["seeds"], compare.QUICK_SUITE["budget"]
+        if args.instances is None:
+            from instances import load_suite
+
+            suite = load_suite(args.suite)
+            args.instances = list(compare.QUICK_SUITE["instances"].get(suite.name, suite.ids[:4]))
+    elif args.quick:
         args.universe, args.seeds, args.budget = "synthetic-small", 3, 60
-    folder = (args.out / (args.name or f"{args.experiment}-{args.universe.replace(':', '-')}")).resolve()
+    label = (args.suite and Path(args.suite).stem) or args.universe.replace(":", "-")
+    folder = (args.out / (args.name or f"{args.experiment}-{label}")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    {"interactions": interactions, "deletion": deletion, "generalization": generalization,
-     "survivorship": survivorship}[args.experiment](args, folder)
+    RUNNERS[args.experiment](args, folder)
     return 0
 
 

@@ -3,6 +3,7 @@
     python -m runs.instances --suite real-v1 [--json]              # the instances (ids, windows, tokens)
     python -m runs.instances --suite real-v1 --describe [--jobs 2]  # + market moves, defaults, 200 random configs
     python -m runs.instances --suite my-suite.toml --instances ID ID
+    python -m runs.instances warm binance-spot-2021-07 [ID ...] [--suite S] --jobs 2   # regime chains, once
 
 ``--describe`` evaluates each instance's random pool (``instances.pool``: the defaults plus 200 seeded
 uniform configurations of its space) with the real harness, once: the rows are stored beside the suite
@@ -18,7 +19,8 @@ import math
 import sys
 from typing import Any, Sequence
 
-from instances import InstanceError, load_suite
+from instances import InstanceError, find_instance, load_suite
+from instances.warm import warm
 from instances.pool import POOL_SIZE, build_pools, current_rows, describe, pool_path
 from runs.stats import json_safe
 
@@ -52,7 +54,30 @@ DESCRIBE_COLUMNS = ("id", "tokens", "days", "search", "holdout", "btc_return_sea
                     "defaults_score", "random_reject_share", "random_median", "random_best")
 
 
+def warm_main(argv: list[str]) -> int:
+    """``warm ID [ID ...] [--suite S] [--jobs N]``: fill the disk cache with the instances' regime chains."""
+    parser = argparse.ArgumentParser(prog="python -m runs.instances warm", description=warm.__doc__)
+    parser.add_argument("ids", nargs="+", metavar="ID", help="instance ids (of --suite, or of the shipped suites)")
+    parser.add_argument("--suite", help="the suite holding the ids (default: the shipped suites)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes")
+    args = parser.parse_args(argv)
+    try:
+        chosen = [find_instance(i, args.suite) for i in args.ids]
+        for instance in chosen:
+            instance.check(min_holdout_days=0)
+    except InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = warm(chosen, jobs=args.jobs)
+    print(done["skipped"] or f"warmed {len(chosen)} instance(s): {done['configurations']} regime settings in "
+          f"{done['seconds']:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["warm"]:
+        return warm_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m runs.instances", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", required=True, help="a shipped suite (real-v1, synthetic-v1) or a suite file")
     parser.add_argument("--instances", nargs="+", metavar="ID", help="only these instances")

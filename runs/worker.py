@@ -7,9 +7,9 @@
     # anywhere, once the queue is empty: the report (merges the studies into runs/out/NAME/)
     python -m runs.compare --storage postgresql://user@host/db --name NAME --resume --jobs 0
 
-The experiment lives in the storage, nowhere else: its set-up is a user
-attribute of the queue study ``NAME/_runs`` and each searcher x seed run is one
-queued trial there (a *run claim*, ``env.leases``). A worker claims a run
+The experiment lives in the storage, nowhere else: its set-up (with the
+definitions of its problem instances) is a user attribute of the queue study
+``NAME/_runs`` and each instance x searcher x seed run is one queued trial there (a *run claim*, ``env.leases``). A worker claims a run
 atomically, executes it (resuming from the run's own study if an earlier
 worker died in it), and marks the claim COMPLETE with the run's summary; then
 it takes the next. With ``--lanes K`` (``runs.compare``), runs of the searchers that
@@ -48,8 +48,17 @@ from env import leases
 from env.store import StoreError, open_storage
 
 QUEUE_SUFFIX = "/_runs"
-SETUP_KEYS = ("universe", "universe_seed", "space")
-"""What a later submission of the same experiment must not change (the budget, searchers and seeds may grow)."""
+
+
+def check_same_setup(stored: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """A later submission of an experiment may add instances, searchers, seeds and budget, but an instance id
+    must keep its definition (universe, split, space, strategy): ``StoreError`` otherwise."""
+    before = {d["id"]: d for d in stored.get("instances", [])}
+    for definition in config["instances"]:
+        old = before.get(definition["id"])
+        if old is not None and old != definition:
+            raise StoreError(f"experiment {config['name']!r} ran instance {definition['id']!r} as {old}, not "
+                             f"{definition}; use another --name")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Claim:
     """One queued run (or one lane of a shared run) this worker holds."""
 
     number: int
+    instance: str
     searcher: str
     seed: int
     lane: int
@@ -78,30 +88,30 @@ class ExperimentQueue:
         """The experiment's set-up as submitted (None before the first submission)."""
         return self.study.user_attrs.get("experiment")
 
-    def submit(self, config: Mapping[str, Any], runs: Sequence[tuple[str, int, int]]) -> int:
-        """Record the set-up and queue each ``(searcher, seed, lanes)`` run not done at ``config['budget']``.
+    def submit(self, config: Mapping[str, Any], runs: Sequence[tuple[str, str, int, int]]) -> int:
+        """Record the set-up and queue each ``(instance, searcher, seed, lanes)`` run not done at ``config['budget']``.
 
         Call it from one process at a time (the experiment's owner). Returns the
         number of claims queued.
         """
         stored = self.config
         if stored is not None:
-            for key in SETUP_KEYS:
-                if stored[key] != config[key]:
-                    raise StoreError(f"experiment {self.experiment!r} in this storage has {key}={stored[key]!r}, "
-                                     f"not {config[key]!r}; use another --name")
+            check_same_setup(stored, config)
+            known = {d["id"]: d for d in stored["instances"]}
+            known.update({d["id"]: d for d in config["instances"]})
+            config = {**config, "instances": list(known.values())}
         self.study.set_user_attr("experiment", dict(config))
         covered = set()
         for trial in self.study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
             if trial.state in (TrialState.WAITING, TrialState.RUNNING) or (
                     trial.state == TrialState.COMPLETE and attrs.get("budget", 0) >= config["budget"]):
-                covered.add((attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")))
+                covered.add((attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")))
         queued = 0
-        for searcher, seed, lanes in runs:
+        for instance, searcher, seed, lanes in runs:
             for lane in range(lanes):
-                if (searcher, seed, lane) not in covered:
-                    leases.enqueue(self.study, {"searcher": searcher, "seed": seed, "lane": lane,
+                if (instance, searcher, seed, lane) not in covered:
+                    leases.enqueue(self.study, {"instance": instance, "searcher": searcher, "seed": seed, "lane": lane,
                                                 "budget": config["budget"]})
                     queued += 1
         return queued
@@ -111,7 +121,7 @@ class ExperimentQueue:
         if trial is None:
             return None
         attrs = trial.user_attrs
-        return Claim(trial.number, attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
+        return Claim(trial.number, attrs["instance"], attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
 
     def status(self) -> dict[str, int]:
         """Claims by state: ``waiting``, ``running``, ``complete``, ``failed`` (runs that raised)."""
@@ -179,7 +189,7 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
                 time.sleep(poll_s)  # runs held elsewhere: one may come back if its worker dies
                 continue
             holder.hold(queue.study, claim.number)
-            spec = spec_from_config(config, storage, out / experiment, claim.searcher, claim.seed)
+            spec = spec_from_config(config, storage, out / experiment, claim.instance, claim.searcher, claim.seed)
             try:
                 info = execute(spec, progress, holder=holder,
                                check=lambda number=claim.number: holder.check(queue.study, number))
@@ -187,7 +197,7 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
                 lost += 1
                 continue
             except Exception:
-                errors.append(f"{claim.searcher} seed {claim.seed}: {traceback.format_exc()}")
+                errors.append(f"{claim.instance} {claim.searcher} seed {claim.seed}: {traceback.format_exc()}")
                 queue.failed(claim, errors[-1])
                 continue
             finally:
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for info in summary["runs"]:
-        print(f"{info['searcher']} seed {info['seed']} lane {info['lane']}: {info['evaluations']} evaluations "
+        print(f"{info['instance']} {info['searcher']} seed {info['seed']} lane {info['lane']}: {info['evaluations']} evaluations "
               f"(resumed from {info['resumed_from']}), best {info['best']}", file=sys.stderr)
     for error in summary["errors"]:
         print(f"run failed: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ from runs.compare import main
 from env.records import TrialRecord
 
 
-TINY = ["--universe", "synthetic-small", "--space", "core", "--searcher", "random", "--seeds", "2"]
+TINY = ["--universe", "synthetic-small", "--space", "core", "--searcher", "random", "--seeds", "2", "--no-warm"]
 
 
 def _rows(path):
@@ -45,6 +45,17 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, argv, messa
 def test_unknown_universe_is_a_clear_error(tmp_path, capsys):
     assert main(["--universe", "nowhere.csv", "--searcher", "random", "--out", str(tmp_path)]) == 2
     assert "neither a named universe" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_suite_and_instances_are_clear_errors(tmp_path, capsys):
+    assert main(["--suite", "no-such-suite", "--searcher", "random", "--out", str(tmp_path)]) == 2
+    assert "neither a shipped suite" in capsys.readouterr().err
+    assert main(["--suite", "synthetic-v1", "--instances", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown instance 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--suite", "synthetic-v1", "--universe", "synthetic", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +72,8 @@ def test_run_report_and_resume(tiny, capsys):
     folder = tmp_path / "tiny"
     printed = (folder / "report.md").read_text()
     assert "| random |" in printed and "`optuna-dashboard sqlite:///" in printed
-    for name in ("config.json", "trials.tsv", "report.md", "summary.json", "best_so_far.png", "holdout.json"):
+    for name in ("config.json", "trials.tsv", "report.md", "summary.json", "best_so_far-synthetic-small.png",
+                 "holdout.json", "normalised_vs_budget.png"):
         assert (folder / name).exists(), name
     assert len(_rows(folder / "trials.tsv")) == 6
 
@@ -82,25 +94,32 @@ def test_run_report_and_resume(tiny, capsys):
     # the Optuna study holds the same trials as the TSV, rejections as -inf
     storage = json.loads((folder / "config.json").read_text())["storage"]
     for seed in (0, 1):
-        study = optuna.load_study(study_name=f"tiny/random/seed{seed}", storage=storage)
+        study = optuna.load_study(study_name=f"tiny/synthetic-small/random/seed{seed}", storage=storage)
         values = sorted(t.value for t in study.trials)
         tsv = sorted(float(r["score"]) for r in rows if r["seed"] == str(seed))
         assert values == tsv
 
     report = (folder / "report.md").read_text()
-    assert "Baseline: the phased one-at-a-time sweep" in report and "holdout" in report.lower()
-    summary = json.loads((folder / "summary.json").read_text())
-    (random_summary,) = summary["summaries"]
+    assert "(baseline)" not in report and "No baseline row" in report and "holdout" in report.lower()
+    assert "the data cannot tell" in report  # one instance: no claim about searchers
+    summary = json.loads((folder / "summary.json").read_text(), parse_constant=_refuse)  # strict JSON
+    (random_summary,) = summary["instances"]["synthetic-small"]
     assert random_summary["searcher"] == "random" and len(random_summary["final"]) == 2
-    # holdout scores exist: synthetic-small runs to 2027, past the sealed 2025 boundary
-    assert all(v["holdout"] is not None for v in summary["holdout"]["random"].values())
+    assert set(summary["aggregate"]) == {"random"} and {"iqm", "iqm_ci", "mean_rank"} <= set(summary["aggregate"]["random"])
+    # holdout scores exist: synthetic-small runs to 2027, past the default split's 2025 boundary
+    winners = summary["holdout"]["synthetic-small"]["winners"]["random"]
+    assert all(v["score"] is not None for v in winners.values())
+
+
+def _refuse(constant: str):
+    raise ValueError(f"summary.json holds {constant}: not strict JSON")
 
 
 def _record(i: int, score: float) -> TrialRecord:
     return TrialRecord(eval_index=i, searcher="x", seed=0, params={"a": i}, score=score)
 
 
-def test_best_so_far_normalisation_and_targets():
+def test_best_so_far_auc_and_quantiles_per_instance():
     runs = {
         "random": {0: [_record(0, float("-inf")), _record(1, 1.0), _record(2, 0.5)],
                    1: [_record(0, 0.0), _record(1, 0.2), _record(2, 0.4)]},
@@ -110,9 +129,8 @@ def test_best_so_far_normalisation_and_targets():
     curve = analysis.best_so_far(runs["random"][0], 4)
     assert list(curve) == [float("-inf"), 1.0, 1.0, 1.0]
     assert analysis.evals_to_reach(curve, 1.0) == 2 and analysis.evals_to_reach(curve, 5.0) == float("inf")
-    summaries = {s.searcher: s for s in analysis.summarise(runs, budget=3, checkpoints=(2,), baseline=None)}
-    assert summaries["random"].normalised_at[3] == pytest.approx(1.0, abs=0.35)
-    assert summaries["smart"].normalised_at[3] == 0.0  # both seeds reach the best known score
+    summaries = {s.searcher: s for s in analysis.summarise(runs, budget=3, checkpoints=(2,))}
+    assert summaries["smart"].final == [3.0, 3.0] and summaries["random"].best_at[2] == (0.6, 0.4, 0.8)
     assert summaries["smart"].auc > summaries["random"].auc
     assert summaries["random"].rejected_fraction == pytest.approx(1 / 6)
     assert analysis.quantiles([float("-inf"), float("-inf"), 1.0])[0] == float("-inf")
@@ -151,7 +169,7 @@ def test_optuna_dashboard_serves_every_trial_of_the_cli_run(tiny):
         by_name = {s["study_name"]: s["study_id"] for s in studies}
         rows = _rows(folder / "trials.tsv")
         for seed in ("0", "1"):
-            detail = _get(f"{base}/api/studies/{by_name[f'tiny/random/seed{seed}']}")
+            detail = _get(f"{base}/api/studies/{by_name[f'tiny/synthetic-small/random/seed{seed}']}")
             served = sorted(float(t["values"][0]) for t in detail["trials"])
             stored = sorted(float(r["score"]) for r in rows if r["seed"] == seed)
             assert served == stored and len(served) == len(stored) > 0
@@ -179,7 +197,27 @@ def test_parallel_workers_on_one_journal_storage_match_a_single_process_run(tiny
     assert len(parallel) == 6
     assert trials(parallel) == trials([r for r in single if int(r["eval_index"]) < 3])
     for seed in (0, 1):
-        study = optuna.load_study(study_name=f"tiny/random/seed{seed}",
+        study = optuna.load_study(study_name=f"tiny/synthetic-small/random/seed{seed}",
                                   storage=optuna.storages.JournalStorage(
                                       optuna.storages.journal.JournalFileBackend(config["storage"][len("journal:"):])))
         assert len(study.trials) == 3
+
+
+def _tables(report: str) -> str:
+    """The results of a report (aggregate, pairwise, holdout and per-instance tables), without set-up or cost."""
+    return report[report.index("## Over instances"):report.index("## Cost")]
+
+
+def test_two_runs_of_one_comparison_give_byte_identical_tables(tmp_path):
+    setup = ["--suite", "synthetic-v1", "--instances", "synthetic-v1-01", "synthetic-v1-02", "--space", "core",
+             "--searcher", "random", "phased", "tpe", "--budget", "4", "--seeds", "2", "--no-warm", "--out", str(tmp_path)]
+    assert main(setup + ["--name", "first"]) == 0
+    assert main(setup + ["--name", "second"]) == 0
+    first, second = ((tmp_path / name / "report.md").read_text() for name in ("first", "second"))
+    assert _tables(first) == _tables(second)
+    assert "| **phased** (baseline) |" in first and "## synthetic-v1-02" in first
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text(), parse_constant=_refuse)
+                 for name in ("first", "second")]
+    assert summaries[0]["aggregate"] == summaries[1]["aggregate"]
+    assert summaries[0]["n_instances"] + len(summaries[0]["excluded"]) == 2  # an excluded instance says why
+    assert set(summaries[0]["aggregate"]) == {"random", "phased", "tpe"} and "friedman_p" in summaries[0]

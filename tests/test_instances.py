@@ -211,3 +211,36 @@ def test_a_user_suite_runs_end_to_end(tmp_path, capsys):
     with pytest.raises(InstanceError, match="unknown instance"):
         load_suite(path).get("nope")
     assert Instance.default("synthetic-small").split == DEFAULT_SPLIT
+
+
+# --------------------------------------------------------------------------- warm-up
+def test_warm_up_covers_every_regime_setting_of_the_space_once():
+    from instances.warm import warm_configurations
+    from strategy.space import SearchSpace
+
+    core = warm_configurations(SearchSpace("core"))
+    assert len(core) == 6 * 5  # refit intervals x minimum observations, one detector
+    joint = warm_configurations(SearchSpace("joint"))
+    assert len(joint) == 2 * 6 * 5 + 1  # two HMMs x the grid, and ma200 once
+    assert len({json.dumps(c, sort_keys=True) for c in joint}) == len(joint)
+
+
+def test_warm_up_fills_the_disk_cache_that_later_evaluations_read(tmp_path, monkeypatch):
+    from instances.warm import warm
+    from strategy import regime
+
+    monkeypatch.setenv("GEMSEARCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "short.toml"
+    path.write_text(SUITE.replace('search = ["2023-01-01", "2024-12-31"]', 'search = ["2024-09-01", "2024-12-31"]')
+                    .replace('seed = 1', 'seed = 1\nspace = "core"\nwarmup_days = 120'))
+    instance = load_suite(path).get("ok")
+    done = warm([instance], jobs=2)
+    assert done["configurations"] == 30 and done["skipped"] is None
+    chains = sorted((tmp_path / "cache").glob("regime-*.npy"))
+    assert len(chains) == 3 * 30  # the search window and the audit's two truncated histories, per setting
+    regime._PROBS.items.clear()
+    problem = Problem.from_instance(instance)
+    before = {p: p.stat().st_mtime_ns for p in chains}
+    problem.evaluate(problem.space.params({"hmm.hmm_refit_interval": 21, "hmm.hmm_min_observations": 180}))
+    assert sorted((tmp_path / "cache").glob("regime-*.npy")) == chains  # read, nothing new computed
+    assert {p: p.stat().st_mtime_ns for p in chains} == before

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from runs.compare import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = ["--universe", "synthetic-small", "--space", "core", "--searcher", "phased", "random", "tpe", "gp",
+SETUP = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "phased", "random", "tpe", "gp",
          "--seeds", "2", "--budget", "16"]
 SEARCHERS, SEEDS, BUDGET = ("phased", "random", "tpe", "gp"), (0, 1), 16
 
@@ -46,7 +46,8 @@ def _trials(folder: Path) -> list[tuple]:
 
 def _summaries(folder: Path) -> list[dict]:
     summary = json.loads((folder / "summary.json").read_text())
-    return [{k: v for k, v in s.items() if k != "wall_s"} for s in summary["summaries"]], summary["holdout"]
+    return [{k: v for k, v in s.items() if k != "wall_s"} for s in summary["instances"]["synthetic-small"]], \
+        summary["holdout"]
 
 
 def _workers(url: str, name: str, out: Path, count: int, kill_at: str | None = None) -> list[subprocess.Popen]:
@@ -61,7 +62,7 @@ def _workers(url: str, name: str, out: Path, count: int, kill_at: str | None = N
 def _check_studies(url: str, name: str, runs: list[tuple[str, int]], budget: int) -> None:
     """Each run holds exactly ``budget`` real evaluations, numbered 0..budget-1, no configuration twice, nothing queued."""
     for searcher, seed in runs:
-        study = optuna.load_study(study_name=f"{name}/{searcher}/seed{seed}", storage=url)
+        study = optuna.load_study(study_name=f"{name}/synthetic-small/{searcher}/seed{seed}", storage=url)
         records = [json.loads(t.user_attrs["record"]) if isinstance(t.user_attrs["record"], str) else t.user_attrs["record"]
                    for t in study.get_trials(states=(TrialState.COMPLETE,)) if "duplicate_of" not in t.user_attrs]
         assert len(records) == budget, (searcher, seed, len(records))
@@ -98,7 +99,7 @@ def test_workers_on_postgres_share_the_runs_and_report_what_one_process_does(sin
 
 def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(postgres_url, tmp_path):
     name, budget = _name("lanes"), 12
-    setup = ["--universe", "synthetic-small", "--space", "core", "--searcher", "tpe", "gp", "--seeds", "1",
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "tpe", "gp", "--seeds", "1",
              "--budget", str(budget), "--lanes", "3"]
     assert main(setup + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
     workers = _workers(postgres_url, name, tmp_path, 3)
@@ -106,7 +107,7 @@ def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(pos
     assert [w.returncode for w in workers] == [0, 0, 0], outputs
     _check_studies(postgres_url, name, [("tpe", 0), ("gp", 0)], budget)
     for searcher in ("tpe", "gp"):
-        study = optuna.load_study(study_name=f"{name}/{searcher}/seed0", storage=postgres_url)
+        study = optuna.load_study(study_name=f"{name}/synthetic-small/{searcher}/seed0", storage=postgres_url)
         owners = {t.user_attrs["owner"]["pid"] for t in study.get_trials(states=(TrialState.COMPLETE,))
                   if "record" in t.user_attrs}
         assert len(owners) >= 2, f"{searcher}: the evaluations of one run were not shared between workers"
@@ -149,7 +150,7 @@ def test_kill_minus_nine_at_random_points_then_resume_loses_and_duplicates_nothi
 def test_a_frozen_worker_loses_its_run_by_heartbeat_and_writes_nothing_after(postgres_url, tmp_path):
     """A worker that stops beating (SIGSTOP: alive, silent, as a partitioned machine) has its run taken back
     after the grace period; when it wakes up its next write finds the claim gone and it drops the run."""
-    setup = ["--universe", "synthetic-small", "--space", "core", "--searcher", "random", "tpe", "--seeds", "1",
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "random", "tpe", "--seeds", "1",
              "--budget", "40"]
     assert main(setup + ["--out", str(tmp_path / "single"), "--name", "ref"]) == 0
     name = _name("frozen")
@@ -167,7 +168,7 @@ def test_a_frozen_worker_loses_its_run_by_heartbeat_and_writes_nothing_after(pos
             if held:
                 run = held[0].user_attrs
                 try:
-                    study = optuna.load_study(study_name=f"{name}/{run['searcher']}/seed0", storage=postgres_url)
+                    study = optuna.load_study(study_name=f"{name}/synthetic-small/{run['searcher']}/seed0", storage=postgres_url)
                 except KeyError:  # claimed, its study not created yet
                     continue
                 if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 3:
