@@ -1,6 +1,6 @@
-"""Optuna's samplers driving the Objective through ask/tell: ``tpe`` and ``optuna-gp``.
+"""Optuna's samplers driving the Objective through ask/tell: ``tpe``, ``optuna-gp`` and ``cmaes``.
 
-Both share one driver (:class:`OptunaSearcher`): each step asks the study for a
+All three share one driver (:class:`OptunaSearcher`): each step asks the study for a
 trial with the space's distributions (``env.store.distributions``), evaluates
 the proposed configuration, and tells the score (``-inf`` rejections are
 COMPLETE trials with value ``-inf``, never NaN or FAIL). Re-proposals of an
@@ -18,10 +18,12 @@ the worst score, so concurrent asks spread out); the seed of each ask mixes the
 run's seed, the study's size and the process id (parallel runs are not
 replayable).
 
-Determinism: both are deterministic for a fixed seed. ``tpe`` is rebuilt
+Determinism: all are deterministic for a fixed seed. ``tpe`` and ``cmaes`` are rebuilt
 before every ask with a seed derived from ``(seed, number of finished trials
-in the study)``: a proposal depends only on the study's trials and the run's seed, so
-an interrupted and resumed run proposes exactly what an uninterrupted run does.
+in the study)``: a proposal depends only on the study's trials (``cmaes``: with
+the CMA-ES state the sampler keeps in their system attributes) and the run's seed, so
+an interrupted and resumed run proposes exactly what an uninterrupted run does
+(``cmaes``: when the interruption fell between evaluations; see :class:`CmaEsSearch`).
 ``optuna-gp`` keeps one sampler per ``search`` call, because GPSampler
 warm-starts each kernel fit from the previous one (rebuilding it per ask
 doubled its time: about 6 s instead of 3 s per ask at 40 trials on the
@@ -37,7 +39,7 @@ import warnings
 
 import numpy as np
 import optuna
-from optuna.samplers import BaseSampler, GPSampler, RandomSampler, TPESampler
+from optuna.samplers import BaseSampler, CmaEsSampler, GPSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
 from env.objective import Objective
@@ -166,3 +168,78 @@ class OptunaGPSearch(OptunaSearcher):
         return GPSampler(seed=seed, independent_sampler=RandomSampler(seed=seed),
                          n_startup_trials=int(self.options.get("n_startup_trials", 10)),
                          deterministic_objective=False, constraints_func=None, warn_independent_sampling=False)
+
+
+@register("cmaes")
+class CmaEsSearch(OptunaSearcher):
+    """Optuna's ``CmaEsSampler`` (CMA-ES, the evolution-strategy anchor; needs the ``cmaes`` package).
+
+    What CMA-ES searches: the int and float axes only (its relative search space:
+    10 of the 12 ``core`` axes, all but the categorical ``hmm_refit_interval`` and
+    ``hmm_min_observations``; 19 of the 35 ``joint`` axes). Categorical and bool axes (``fit_window``, ``atr_window``,
+    ``hmm_refit_interval``, ``hmm_min_observations``, ``detector``, the switches)
+    are not supported by CMA-ES: they are drawn by the independent sampler,
+    an explicit ``RandomSampler`` with the ask's seed, i.e. uniformly at random on
+    every trial, independent of the scores (Optuna's own fallback, made explicit;
+    ``warn_independent_sampling=False`` because this is by design, not a fallback
+    from a dynamic space). On the joint space this means the component switches
+    and the detector are never learnt: that is what CMA-ES is, as an anchor.
+
+    Settings, each explicit:
+
+    * ``with_margin=True`` (CMA-ES with margin, CMAwM): the int axes (``top_n``,
+      ``rebalance_cooldown``, ``min_history``) keep a minimum probability of moving
+      off their current integer, so they do not fixate once the step size falls
+      below one integer step, the failure mode of plain CMA-ES on integers (a run
+      of re-proposed, free duplicates). Optuna marks it experimental (the warning
+      is silenced). Float axes have step 0 in the margin (continuous).
+    * ``popsize = 4 + floor(3 ln n)`` for ``n`` CMA-ES axes (the standard
+      Hansen default, passed explicitly: 10 on ``core``, 12 on ``joint``): a
+      budget of 100 gives about 8-10 generations, enough for the mean and step
+      size to adapt; the larger populations of IPOP restarts would leave only a
+      few generations. Option ``popsize``.
+    * No restarts: Optuna 5 dropped ``restart_strategy`` (deprecated since 4.4,
+      it falls back to none; restarts moved to OptunaHub); in the 10-20
+      generations of our budgets the stopping criteria that would trigger an
+      IPOP/BIPOP restart are unlikely to be met anyway.
+    * ``x0``, ``sigma0`` not passed (deprecated in Optuna 4.9): the mean starts at
+      the centre of the box and ``sigma0 = 1/6`` of the unit-scaled range.
+    * ``n_startup_trials=1`` (Optuna's default): the first trial is random; the
+      relative search space is empty before a completed trial anyway.
+    * ``use_separable_cma=False`` (full covariance: at most 19 dimensions, and
+      separable CMA cannot be combined with the margin), ``lr_adapt=False``
+      (incompatible with the margin), ``consider_pruned_trials=False`` (nothing
+      is pruned), ``source_trials=None`` (no warm start).
+    * ``-inf``: told as COMPLETE ``-inf`` trials like every Optuna searcher; CMA-ES
+      is rank-based, so a rejection simply ranks last in its generation.
+
+    Determinism and resume: the sampler is rebuilt before every ask (seeded from
+    ``(seed, finished trials)``, as ``tpe``) and restores the CMA-ES state from the
+    system attributes of the study's trials (where ``CmaEsSampler`` stores it,
+    pickled, at the end of each generation; the store's study persists them). A
+    resumed run is therefore trial-for-trial the uninterrupted one when the
+    interruption fell between evaluations (tested). After a kill during an
+    evaluation the trial left RUNNING is failed on reopening; it holds a trial
+    number, and ``CmaEsSampler`` seeds each CMA-ES draw with ``trial.number``, so
+    the resumed run continues without repeating or losing an evaluation but its
+    later draws differ from the uninterrupted run's (tested as such).
+    """
+
+    def search(self, objective: Objective, seed: int) -> None:
+        self._dims = sum(axis.kind in ("int", "float") for axis in objective.space.axes)
+        super().search(objective, seed)
+
+    def sampler(self, seed: int) -> BaseSampler:
+        popsize = self.options.get("popsize") or default_popsize(max(1, getattr(self, "_dims", 1)))
+        with warnings.catch_warnings():  # with_margin is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return CmaEsSampler(
+                n_startup_trials=1, independent_sampler=RandomSampler(seed=seed), warn_independent_sampling=False,
+                seed=seed, consider_pruned_trials=False, popsize=int(popsize), use_separable_cma=False,
+                with_margin=True, lr_adapt=False, source_trials=None,
+            )
+
+
+def default_popsize(n: int) -> int:
+    """CMA-ES's standard population size for ``n`` dimensions: ``4 + floor(3 ln n)``."""
+    return 4 + int(math.floor(3 * math.log(n)))
