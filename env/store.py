@@ -17,7 +17,9 @@
   RUNNING trials on opening (they are other workers' evaluations in flight), and
   its TSV is rewritten from the study by whoever reports.
 * Write order: study first (the source of truth), then the TSV row (flushed and
-  fsynced). On reopening, TSV rows missing after a crash are re-appended, and a
+  fsynced). A worker checks its lease before each write, but one frozen between
+  that check and the write can still land the write after its run was taken
+  back and redone: only the first completed record of a configuration counts. On reopening, TSV rows missing after a crash are re-appended, and a
   TSV or study that does not belong to this experiment is an error, never
   overwritten.
 """
@@ -39,7 +41,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from env import faults, leases
-from env.records import TSV_FIXED, TrialRecord
+from env.records import TSV_FIXED, TrialRecord, params_key
 from strategy.space import Axis, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,10 +160,18 @@ class TrialStore:
             if "record" not in trial.user_attrs:
                 raise StoreError(f"trial {trial.number} of {self.study.study_name!r} has no gemsearch record")
             trials.append(trial)
-        records = [TrialRecord.from_json(t.user_attrs["record"]) for t in trials]
+        # the first completed record of a configuration counts; a later one can only be the write of a worker
+        # frozen between its lease check and its write, landing after its run was taken back and redone
+        trials.sort(key=lambda t: (t.datetime_complete, t.number))
+        records, seen = [], set()
+        for trial in trials:
+            record = TrialRecord.from_json(trial.user_attrs["record"])
+            key = params_key(record.params)
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
         if self.shared:  # workers' own counts overlap: number the evaluations in the order they completed
-            order = sorted(range(len(trials)), key=lambda i: (trials[i].datetime_complete, trials[i].number))
-            records = [dataclasses.replace(records[i], eval_index=k) for k, i in enumerate(order)]
+            records = [dataclasses.replace(record, eval_index=k) for k, record in enumerate(records)]
         records.sort(key=lambda r: r.eval_index)
         if [r.eval_index for r in records] != list(range(len(records))):
             raise StoreError(f"study {self.study.study_name!r} has duplicate or missing evaluation indices")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-CONTRACT_VERSION = "2.0.0"
+CONTRACT_VERSION = "2.0.1"
 
 FEE_RATE = 0.003
 """Fee per trade leg as a fraction of the traded amount (10 bps exchange + 20 bps slippage)."""

@@ -23,6 +23,7 @@ import datetime as dt
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -80,34 +81,49 @@ class EvalResult:
 
 
 _VIEWS: "OrderedDict[tuple, Candles]" = OrderedDict()
+VIEWS_MAX = 64
+VIEWS_MAX_BYTES = 512 * 2**20
 
 
 def _view(candles: Candles, how: str, *args: Any) -> Candles:
     """``candles.<how>(*args)`` (``sealed``, ``between``, ``head``), memoised by the data's fingerprint.
 
     Repeated evaluations hand strategies the very same object, so their caches (keyed by
-    fingerprints) hit and no view is rebuilt or re-hashed; at most 64 views are kept.
+    fingerprints) hit and no view is rebuilt or re-hashed; at most :data:`VIEWS_MAX` views and
+    :data:`VIEWS_MAX_BYTES` of their price matrices are kept (least recently used go first).
     """
     key = (candles.fingerprint, how, *args)
     if key not in _VIEWS:
         _VIEWS[key] = getattr(candles, how)(*args)
-        while len(_VIEWS) > 64:
+        while len(_VIEWS) > VIEWS_MAX or (len(_VIEWS) > 1 and sum(_nbytes(v) for v in _VIEWS.values()) > VIEWS_MAX_BYTES):
             _VIEWS.popitem(last=False)
     _VIEWS.move_to_end(key)
     return _VIEWS[key]
 
 
-def _audit_days(candles: Candles, first: int) -> list[int]:
+def _nbytes(candles: Candles) -> int:
+    return 5 * candles.close.nbytes
+
+
+def _audit_days(candles: Candles, first: int) -> tuple[int, ...]:
     """Deterministic audit days among the scored days ``first..n-1`` (seeded by the data)."""
-    rng = np.random.default_rng(int(candles.fingerprint[:16], 16))
-    scored = candles.n_days - first
+    return _audit_day_list(candles.fingerprint, candles.n_days, first)
+
+
+@lru_cache(maxsize=256)
+def _audit_day_list(fingerprint: str, n_days: int, first: int) -> tuple[int, ...]:
+    rng = np.random.default_rng(int(fingerprint[:16], 16))
+    scored = n_days - first
     if scored <= 0:
-        return []
-    return sorted({first + int(d) for d in rng.integers(0, scored, size=AUDIT_DAYS)})
+        return ()
+    return tuple(sorted({first + int(d) for d in rng.integers(0, scored, size=AUDIT_DAYS)}))
 
 
 def _rows_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-7, atol=1e-10, equal_nan=True))
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape == b.shape and a.tobytes() == b.tobytes():  # identical bits: equal under any tolerance
+        return True
+    return bool(np.allclose(a, b, rtol=1e-7, atol=1e-10, equal_nan=True))
 
 
 def _changed(full: Mapping[str, np.ndarray], early: Mapping[str, np.ndarray], names: Sequence[str], t: int) -> str | None:

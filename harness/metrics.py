@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
-from harness.backtest import BacktestTrace
+from harness.backtest import _JIT, BacktestTrace, pairwise_sum
 from harness.contract import (
     DAYS_PER_YEAR,
     DIVERSIFICATION_WEIGHT,
@@ -44,6 +45,32 @@ def _empty_metrics(days: int) -> dict[str, float]:
     return metrics
 
 
+@njit(**_JIT)
+def _mean(values: np.ndarray) -> float:
+    """``np.mean(values)``, bit for bit."""
+    return pairwise_sum(values, 0, values.size) / values.size
+
+
+@njit(**_JIT)
+def _path_statistics(values: np.ndarray) -> tuple[float, float, float, float]:
+    """``(max drawdown, mean daily return, its population std, sum of squared negative returns)`` (fractions).
+
+    numpy's arithmetic (``np.maximum.accumulate``, ``np.diff``, ``np.mean``, ``np.std``, ``np.sum``), compiled.
+    """
+    n = values.size
+    peak, max_drawdown = values[0], -np.inf
+    for i in range(n):  # NaN propagates, as in np.maximum and np.max
+        peak = peak if peak >= values[i] or peak != peak else values[i]
+        drawdown = (peak - values[i]) / peak
+        max_drawdown = max_drawdown if max_drawdown >= drawdown or max_drawdown != max_drawdown else drawdown
+    returns = (values[1:] - values[:-1]) / values[:-1]
+    mean = _mean(returns)
+    deviation = returns - mean
+    std = np.sqrt(_mean(deviation * deviation))
+    downside = returns[returns < 0]
+    return max_drawdown, mean, std, pairwise_sum(downside * downside, 0, downside.size)
+
+
 def compute_metrics(trace: BacktestTrace) -> dict[str, float]:
     """Metrics of one backtest.
 
@@ -69,15 +96,9 @@ def compute_metrics(trace: BacktestTrace) -> dict[str, float]:
     years = days / DAYS_PER_YEAR
     annualized = (1.0 + total_return) ** (1.0 / max(years, 1e-9)) - 1.0
 
-    peak = np.maximum.accumulate(values)
-    max_drawdown = float(np.max((peak - values) / peak))
-
-    returns = np.diff(values) / values[:-1]
-    mean_r = float(np.mean(returns))
-    std_r = float(np.std(returns))
+    max_drawdown, mean_r, std_r, downside_squares = (float(v) for v in _path_statistics(values))
     sharpe = mean_r / std_r * math.sqrt(TRADING_DAYS_PER_YEAR) if std_r > 1e-12 else 0.0
-    downside = returns[returns < 0]
-    downside_dev = math.sqrt(float(np.sum(downside**2)) / returns.size)
+    downside_dev = math.sqrt(downside_squares / (days - 1))
     sortino = mean_r / downside_dev * math.sqrt(TRADING_DAYS_PER_YEAR) if downside_dev > 1e-12 else 0.0
     calmar = annualized / max_drawdown if max_drawdown > 1e-12 else 0.0
 
@@ -91,10 +112,10 @@ def compute_metrics(trace: BacktestTrace) -> dict[str, float]:
         "rebalance_count": trace.rebalance_count,
         "hhi": float(trace.hhi[-1]),
         "final_value": final,
-        "avg_hhi": float(np.mean(trace.hhi)),
-        "turnover": trace.traded_notional / float(np.mean(values)) / years,
+        "avg_hhi": float(_mean(trace.hhi)),
+        "turnover": trace.traded_notional / float(_mean(values)) / years,
         "tokens_held": trace.tokens_held,
-        "exposure": float(np.mean(trace.exposure)),
+        "exposure": float(_mean(trace.exposure)),
         "days": days,
     }
 

@@ -31,15 +31,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 import numpy as np
+from numba import njit
 
 from data.candles import REGIME_NAMES, Candles
+from harness.backtest import readonly
 from harness.plan import Plan
 from strategy.fits import _LRU
-from strategy.gem import specialist_signals, specialist_weights
+from strategy.gem import SIGNAL_KEYS, select_row, selection_rule, specialist_signals
 from strategy.params import GemParams, ParamError, _check, bounded, from_mapping
 from strategy.regime import HmmParams, market_index, regime_probabilities
 
 SPECIALISTS: tuple[str, ...] = REGIME_NAMES  # ("bull", "bear", "ranging"), the regime each specialist serves
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
 
 
 @dataclass(frozen=True)
@@ -184,37 +187,63 @@ def _mixture(signals: Mapping[str, np.ndarray], params: EnsembleParams, days: in
     return mix
 
 
+@njit(**_JIT)
+def _blend(mix, enabled, tables, rules, tokens):
+    """Blended ``(weights, momentum, priority)`` (``days x tokens``) of the enabled specialists.
+
+    ``tables[k]`` = specialist ``k``'s ``(a1, r2, momentum, vol)``, ``rules[k]`` its
+    :func:`~strategy.gem.selection_rule`. A specialist's portfolio is only built on
+    days it has a share (adding a zero share of it changes nothing).
+    """
+    days = mix.shape[0]
+    weights, momentum, priority = np.zeros((days, tokens)), np.empty((days, tokens)), np.empty((days, tokens))
+    raw = np.zeros(tokens)
+    voted, votes = np.empty(tokens), np.empty(tokens)
+    top_n = max(rules[0][0], rules[1][0], rules[2][0])
+    best_key, best_col, late = np.empty(top_n), np.empty(top_n, dtype=np.int64), np.empty(2 * top_n, np.int64)
+    for t in range(days):
+        for k in range(len(SPECIALISTS)):
+            share = mix[t, k]
+            if not enabled[k] or share == 0.0:
+                continue
+            a1, r2, m, vol = tables[k]
+            total, count = select_row(a1, r2, m, vol, t, rules[k], raw, best_key, best_col, late)
+            if total > 0:
+                for j in best_col[:count]:
+                    weights[t, j] += share * (raw[j] / total)
+        # momentum of the specialists with a fit, weighted by their share (added in specialist order)
+        voted[:] = 0.0
+        votes[:] = 0.0
+        for k in range(len(SPECIALISTS)):
+            if enabled[k]:
+                share, m = mix[t, k], tables[k][2]
+                for j in range(tokens):
+                    if not np.isnan(m[t, j]):
+                        voted[j] += share * m[t, j]
+                        votes[j] += share
+        all_cash = mix[t, 0] + mix[t, 1] + mix[t, 2] == 0
+        for j in range(tokens):
+            blended = -1.0 if all_cash else (voted[j] / votes[j] if votes[j] > 0 else np.nan)
+            momentum[t, j] = blended
+            priority[t, j] = np.nan_to_num(blended) if weights[t, j] > 0 else 0.0
+            weights[t, j] = min(weights[t, j], 1.0)
+    return weights, momentum, priority
+
+
 def ensemble_portfolio(signals: Mapping[str, np.ndarray], params: EnsembleParams) -> Plan:
-    """``portfolio_fn``: blend or hard-switch the specialist portfolios (see the module docstring)."""
+    """``portfolio_fn``: blend or hard-switch the specialist portfolios (see the module docstring).
+
+    On all-cash days (risk-off to cash, or no specialist enabled) every token's
+    momentum is -1, so held positions trigger the rebalance that sells them.
+    """
     enabled = _enabled(params)
     days, tokens = signals["listed"].shape
     mix = _mixture(signals, params, days)
-    weights = np.zeros((days, tokens))
-    momentum_sum = np.zeros((days, tokens))
-    momentum_weight = np.zeros((days, tokens))
-    cooldowns = np.zeros((days, len(SPECIALISTS)), dtype=np.int64)
-    for k, name in enumerate(SPECIALISTS):
-        if not enabled[k]:
-            continue
-        spec = getattr(params, name)
-        block = {key: signals[f"{name}.{key}"] for key in ("a1", "r2", "momentum", "vol")}
-        w, _ = specialist_weights(block, spec)
-        share = mix[:, k : k + 1]
-        weights += share * w
-        has = ~np.isnan(block["momentum"])
-        vote = np.where(has, share, 0.0)
-        momentum_sum += vote * np.where(has, block["momentum"], 0.0)
-        momentum_weight += vote
-        cooldowns[:, k] = spec.rebalance_cooldown
-    with np.errstate(invalid="ignore", divide="ignore"):
-        momentum = np.where(momentum_weight > 0, momentum_sum / momentum_weight, np.nan)
-    # all-cash days (risk-off to cash, or no specialist enabled): every token votes
-    # "sell" so held positions trigger the rebalance that sells them
-    momentum = np.where((mix.sum(axis=1) == 0)[:, None], -1.0, momentum)
-    dominant = mix.argmax(axis=1)
-    return Plan(
-        weights=np.minimum(weights, 1.0),
-        momentum=momentum,
-        priority=np.where(weights > 0, np.nan_to_num(momentum), 0.0),
-        cooldown=cooldowns[np.arange(days), dominant],
-    )
+    unused = (readonly(np.empty((0, 0))),) * len(SIGNAL_KEYS)
+    tables = tuple(tuple(readonly(signals[f"{name}.{key}"]) for key in SIGNAL_KEYS) if enabled[k] else unused
+                   for k, name in enumerate(SPECIALISTS))
+    rules = tuple(selection_rule(getattr(params, name)) for name in SPECIALISTS)
+    weights, momentum, priority = _blend(mix, enabled.astype(np.bool_), tables, rules, tokens)
+    cooldowns = np.array([getattr(params, name).rebalance_cooldown if enabled[k] else 0
+                          for k, name in enumerate(SPECIALISTS)], dtype=np.int64)
+    return Plan(weights=weights, momentum=momentum, priority=priority, cooldown=cooldowns[mix.argmax(axis=1)])

@@ -1,4 +1,4 @@
-"""Bulk regression fits: every token, every day, in one vectorised pass.
+"""Bulk regression fits: every token, every day, in one compiled pass.
 
 For day ``t`` and token ``j`` the fit window is the token's last ``fit_window``
 candles up to and including day ``t`` (fewer while the token is young; at least
@@ -8,7 +8,7 @@ candle get no fit (NaN): the point-in-time rule. Windows are built in each
 token's own candle sequence, so a gap day is skipped, not filled.
 
 Exponential fit (the users' ``fit_token_exponential``): ordinary least squares of
-``log(close)`` on ``x = 0..n-1`` gives a start ``(exp(b0), exp(b1))``; a batched
+``log(close)`` on ``x = 0..n-1`` gives a start ``(exp(b0), exp(b1))``; a
 Levenberg-Marquardt refinement of ``close = a0 * a1**x`` in price space follows
 (falling back to the start where it fails). R^2 is measured in price space
 against the fitted curve (0 for a flat window). Linear fit: price-space OLS
@@ -27,15 +27,15 @@ from typing import Callable, Hashable
 import warnings
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import njit
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from data.candles import Candles
+from harness.backtest import pairwise_sum
 
 FIT_KINDS = ("exponential", "linear")
 NOISE_GROWTH = 1e-9
 """``|a1 - 1|`` below this is floating-point noise around a flat trend (see :func:`_reference_exponential`)."""
-_CHUNK_CELLS = 4_000_000  # window cells per chunk: bounds temporary memory to ~32 MB per array
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,15 @@ class TrendFit:
 
 
 class _LRU:
-    """A tiny bounded memo; keys must include everything the value depends on."""
+    """A bounded memo: at most ``size`` entries and about ``max_mb`` of arrays (the newest entry always stays).
 
-    def __init__(self, size: int) -> None:
+    Keys must include everything the value depends on. The byte count covers the
+    numpy arrays a value holds (directly, in a tuple/list/dict, or as dataclass fields).
+    """
+
+    def __init__(self, size: int, max_mb: float = float("inf")) -> None:
         self.size = size
+        self.max_bytes = max_mb * 2**20
         self.items: OrderedDict[Hashable, object] = OrderedDict()
 
     def get(self, key: Hashable, compute: Callable[[], object]) -> object:
@@ -66,14 +71,26 @@ class _LRU:
             return self.items[key]
         value = compute()
         self.items[key] = value
-        while len(self.items) > self.size:
+        while len(self.items) > 1 and (len(self.items) > self.size
+                                       or sum(map(_array_bytes, self.items.values())) > self.max_bytes):
             self.items.popitem(last=False)
         return value
 
 
-_FITS = _LRU(24)
-_VOLS = _LRU(24)
-_COUNTS = _LRU(8)
+def _array_bytes(value: object) -> int:
+    """Bytes of the numpy arrays in ``value`` (see :class:`_LRU`)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif hasattr(value, "__dataclass_fields__"):
+        value = [getattr(value, name) for name in value.__dataclass_fields__]
+    return sum(_array_bytes(v) for v in value) if isinstance(value, (tuple, list)) else 0
+
+
+_FITS = _LRU(256, max_mb=384)
+_VOLS = _LRU(256, max_mb=128)
+_COUNTS = _LRU(64, max_mb=64)
 
 
 # --------------------------------------------------------------------------- layout
@@ -103,79 +120,148 @@ def _stack(candles: Candles) -> _Stacked:
     )
 
 
-def _windows(values: np.ndarray, rank: np.ndarray, width: int, lo: int, hi: int) -> np.ndarray:
-    """Rows ``lo:hi`` of the ``(cells, width)`` trailing-window matrix, NaN before each token's start."""
-    padded = np.concatenate([np.full(width - 1, np.nan), values])
-    block = sliding_window_view(padded[lo : hi + width - 1], width).copy()
-    invalid = np.arange(width)[None, :] < (width - 1 - rank[lo:hi])[:, None]
-    block[invalid] = np.nan
-    return block
-
-
 # --------------------------------------------------------------------------- fits
-def _exponential(y: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """Batched exponential fit of ``(rows, width)`` windows (NaN-left-padded). Returns ``(a1, r2)``."""
-    mask = ~np.isnan(y)
-    n = mask.sum(axis=1)
-    width = y.shape[1]
-    x = np.where(mask, np.arange(width)[None, :] - (width - n)[:, None], 0).astype(np.float64)
-    yz = np.where(mask, y, 0.0)
-    log_y = np.where(mask, np.log(np.where(mask, y, 1.0)), 0.0)
+# One compiled loop over the cells fits each trailing window on its own. The arithmetic is that of the
+# batched numpy formulation it replaced, operation for operation: a window is laid out in ``width``
+# columns, left-padded (``x = 0``, weight 0) when the token is younger than ``width``, and every sum runs
+# over all ``width`` columns in numpy's pairwise order -- so the fits are bit-identical to it
+# (``tests/test_speed_fits.py``). The Levenberg-Marquardt curve ``a0 * a1**x`` is evaluated as
+# ``exp(x * log(a1))``, once per trial point (an accepted trial's curve is the next Jacobian's).
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+_INLINE = dict(_JIT, inline="always")
+"""For the helpers called per window and Levenberg-Marquardt step (no call overhead)."""
+MAX_LM_ITERATIONS = 60
 
-    sx, sxx = x.sum(axis=1), (x * x).sum(axis=1)
-    sy, sxy = log_y.sum(axis=1), (x * log_y).sum(axis=1)
+
+@njit(**_INLINE)
+def _sum_of_products(a: np.ndarray, b: np.ndarray, scratch: np.ndarray) -> float:
+    """``np.sum(a * b)``, bit for bit."""
+    for i in range(a.size):
+        scratch[i] = a[i] * b[i]
+    return pairwise_sum(scratch, 0, a.size)
+
+
+@njit(**_INLINE)
+def _curve(p0: float, p1: float, x, valid, y, power, resid, scratch) -> float:
+    """Fill ``power = exp(x log p1)`` and ``resid = y - p0 power`` (0 where not ``valid``); return ``sum(resid**2)``."""
+    log_p1 = np.log(p1)
+    for i in range(x.size):
+        power[i] = np.exp(x[i] * log_p1)
+        resid[i] = y[i] - p0 * power[i] if valid[i] else 0.0
+    return _sum_of_products(resid, resid, scratch)
+
+
+@njit(**_JIT)
+def _r_squared(y, fitted, valid, n: int, scratch) -> float:
+    """R^2 of ``fitted`` against ``y`` over the valid columns (0 for a flat window)."""
+    mean = pairwise_sum(y, 0, y.size) / n
+    for i in range(y.size):
+        scratch[i] = (y[i] - mean) ** 2 if valid[i] else 0.0
+    ss_total = pairwise_sum(scratch, 0, y.size)
+    for i in range(y.size):
+        scratch[i] = (y[i] - fitted[i]) ** 2 if valid[i] else 0.0
+    ss_resid = pairwise_sum(scratch, 0, y.size)
+    return 0.0 if ss_total < 1e-12 else 1.0 - ss_resid / ss_total
+
+
+@njit(**_JIT)
+def _exponential(y, x, valid, n: int, work) -> tuple[float, float]:
+    """Exponential fit of one laid-out window: log-OLS start, then Levenberg-Marquardt in price space.
+
+    ``y`` (closes), ``x`` (0..n-1 on the valid columns) and ``valid`` are ``width`` long, 0 where
+    not valid; ``n`` valid columns; ``work``: 8 scratch arrays of ``width``. Returns ``(a1, r2)``,
+    the start's when the refinement leaves non-finite parameters.
+    """
+    log_y, power, trial_power, resid, trial_resid, j0, j1, scratch = work
+    for i in range(y.size):
+        log_y[i] = np.log(y[i]) if valid[i] else 0.0
+    sx, sxx = pairwise_sum(x, 0, x.size), _sum_of_products(x, x, scratch)
+    sy, sxy = pairwise_sum(log_y, 0, x.size), _sum_of_products(x, log_y, scratch)
     b1 = (n * sxy - sx * sy) / (n * sxx - sx * sx)
     b0 = (sy - b1 * sx) / n
-    a0, a1 = np.exp(b0), np.exp(b1)
-    start0, start1 = a0.copy(), a1.copy()
-
-    def cost(p0: np.ndarray, p1: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            resid = np.where(mask[rows], yz[rows] - p0[:, None] * np.exp(x[rows] * np.log(p1)[:, None]), 0.0)
-        return (resid * resid).sum(axis=1)
-
-    active = np.arange(y.shape[0])
-    lam = np.full(y.shape[0], 1e-3)
-    current = cost(a0, a1, active)
-    ok = np.ones(y.shape[0], dtype=bool)
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        p0, p1, xm, mm = a0[active], a1[active], x[active], mask[active]
-        power = np.exp(xm * np.log(p1)[:, None])
-        model = p0[:, None] * power
-        resid = np.where(mm, yz[active] - model, 0.0)
-        j0 = np.where(mm, power, 0.0)
-        j1 = np.where(mm, p0[:, None] * xm * power / p1[:, None], 0.0)
-        h00, h01, h11 = (j0 * j0).sum(1), (j0 * j1).sum(1), (j1 * j1).sum(1)
-        g0, g1 = (j0 * resid).sum(1), (j1 * resid).sum(1)
-        damp = lam[active]
-        d00, d11 = h00 * (1 + damp), h11 * (1 + damp)
+    start0, start1 = np.exp(b0), np.exp(b1)
+    a0, a1 = start0, start1
+    lam = 1e-3
+    current = _curve(a0, a1, x, valid, y, power, resid, scratch)
+    for _ in range(MAX_LM_ITERATIONS):
+        for i in range(x.size):
+            j0[i] = power[i] if valid[i] else 0.0
+            j1[i] = a0 * x[i] * power[i] / a1 if valid[i] else 0.0
+        h00, h01, h11 = (_sum_of_products(j0, j0, scratch), _sum_of_products(j0, j1, scratch),
+                         _sum_of_products(j1, j1, scratch))
+        g0, g1 = _sum_of_products(j0, resid, scratch), _sum_of_products(j1, resid, scratch)
+        d00, d11 = h00 * (1 + lam), h11 * (1 + lam)
         det = d00 * d11 - h01 * h01
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step0 = (d11 * g0 - h01 * g1) / det
-            step1 = (d00 * g1 - h01 * g0) / det
-        new0, new1 = p0 + step0, p1 + step1
-        usable = np.isfinite(new0) & np.isfinite(new1) & (new1 > 0)
-        trial = np.where(usable, cost(np.where(usable, new0, p0), np.where(usable, new1, p1), active), np.inf)
-        better = trial <= current[active]
-        accepted = active[better]
-        a0[accepted], a1[accepted] = new0[better], new1[better]
-        prev = current[active]
-        current[accepted] = trial[better]
-        lam[accepted] *= 0.1
-        lam[active[~better]] *= 10.0
-        small_step = np.abs(step0) <= 1e-12 * (np.abs(p0) + 1e-300)
-        small_step &= np.abs(step1) <= 1e-12 * np.abs(p1)
-        flat_cost = better & (prev - trial <= 1e-15 * prev)
-        stalled = lam[active] > 1e12
-        done = small_step | flat_cost | stalled | (current[active] == 0)
-        active = active[~done]
-    ok &= np.isfinite(a0) & np.isfinite(a1)
-    a0, a1 = np.where(ok, a0, start0), np.where(ok, a1, start1)
+        step0 = (d11 * g0 - h01 * g1) / det
+        step1 = (d00 * g1 - h01 * g0) / det
+        new0, new1 = a0 + step0, a1 + step1
+        usable = np.isfinite(new0) and np.isfinite(new1) and new1 > 0
+        trial = _curve(new0, new1, x, valid, y, trial_power, trial_resid, scratch) if usable else np.inf
+        better = trial <= current
+        previous = current
+        small_step = abs(step0) <= 1e-12 * (abs(a0) + 1e-300) and abs(step1) <= 1e-12 * abs(a1)
+        if better:
+            if not usable:  # accepted only when the cost was already infinite: evaluate the curve there too
+                _curve(new0, new1, x, valid, y, trial_power, trial_resid, scratch)
+            a0, a1, current = new0, new1, trial
+            power, trial_power = trial_power, power
+            resid, trial_resid = trial_resid, resid
+            lam *= 0.1
+        else:
+            lam *= 10.0
+        flat_cost = better and previous - trial <= 1e-15 * previous
+        if small_step or flat_cost or lam > 1e12 or current == 0:
+            break
+    if not (np.isfinite(a0) and np.isfinite(a1)):
+        a0, a1 = start0, start1
+        _curve(a0, a1, x, valid, y, power, resid, scratch)
+    fitted = trial_resid  # free scratch now
+    for i in range(x.size):
+        fitted[i] = a0 * power[i]
+    return a1, _r_squared(y, fitted, valid, n, scratch)
 
-    fitted = a0[:, None] * np.exp(x * np.log(a1)[:, None])
-    return a1, _r_squared(yz, fitted, mask, n)
+
+@njit(**_JIT)
+def _linear(y, x, valid, n: int, work) -> tuple[float, float]:
+    """Price-space OLS of one laid-out window (as :func:`_exponential`). Returns ``(a1 = 1 + slope / mean, r2)``."""
+    fitted, scratch = work[0], work[-1]
+    sx, sxx = pairwise_sum(x, 0, x.size), _sum_of_products(x, x, scratch)
+    sy, sxy = pairwise_sum(y, 0, x.size), _sum_of_products(x, y, scratch)
+    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    intercept = (sy - slope * sx) / n
+    for i in range(x.size):
+        fitted[i] = intercept + slope * x[i]
+    return 1.0 + slope / (sy / n), _r_squared(y, fitted, valid, n, scratch)
+
+
+@njit(**_JIT)
+def _fit_cells(close, rank, cells, width: int, exponential: bool):
+    """Fit the trailing window of each of ``cells`` (indices into the stacked sequence, see :class:`_Stacked`).
+
+    A cell's window is its token's last ``min(rank + 1, width)`` closes. Returns ``(a1, r2,
+    fitted)``, one per cell; ``fitted`` is False (no fit) for an exponential window with a
+    non-positive close.
+    """
+    a1, r2 = np.full(cells.size, np.nan), np.full(cells.size, np.nan)
+    fitted = np.zeros(cells.size, dtype=np.bool_)
+    y, x, valid = np.empty(width), np.empty(width), np.empty(width, dtype=np.bool_)
+    work = (np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width),
+            np.empty(width), np.empty(width))
+    for k in range(cells.size):
+        cell = cells[k]
+        n = min(rank[cell] + 1, width)
+        pad = width - n
+        positive = True
+        for i in range(width):
+            valid[i] = i >= pad
+            y[i] = close[cell - width + 1 + i] if valid[i] else 0.0
+            x[i] = i - pad if valid[i] else 0.0
+            positive &= not (valid[i] and y[i] <= 0)
+        if exponential and not positive:
+            continue  # log undefined: no fit
+        a1[k], r2[k] = _exponential(y, x, valid, n, work) if exponential else _linear(y, x, valid, n, work)
+        fitted[k] = True
+    return a1, r2, fitted
 
 
 def _reference_exponential(window: np.ndarray) -> tuple[float, float]:
@@ -203,51 +289,21 @@ def _reference_exponential(window: np.ndarray) -> tuple[float, float]:
     return float(a1), float(0.0 if ss_total < 1e-12 else 1.0 - ss_resid / ss_total)
 
 
-def _linear(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched price-space OLS of ``(rows, width)`` windows. Returns ``(a1 = 1 + slope / mean, r2)``."""
-    mask = ~np.isnan(y)
-    n = mask.sum(axis=1)
-    width = y.shape[1]
-    x = np.where(mask, np.arange(width)[None, :] - (width - n)[:, None], 0).astype(np.float64)
-    yz = np.where(mask, y, 0.0)
-    sx, sxx, sy, sxy = x.sum(1), (x * x).sum(1), yz.sum(1), (x * yz).sum(1)
-    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
-    intercept = (sy - slope * sx) / n
-    fitted = intercept[:, None] + slope[:, None] * x
-    return 1.0 + slope / (sy / n), _r_squared(yz, fitted, mask, n)
-
-
-def _r_squared(y: np.ndarray, fitted: np.ndarray, mask: np.ndarray, n: np.ndarray) -> np.ndarray:
-    mean = y.sum(axis=1) / n
-    ss_total = np.where(mask, (y - mean[:, None]) ** 2, 0.0).sum(axis=1)
-    ss_resid = np.where(mask, (y - fitted) ** 2, 0.0).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ss_total < 1e-12, 0.0, 1.0 - ss_resid / ss_total)
-
-
 def _compute_trend(candles: Candles, fit_window: int, kind: str) -> TrendFit:
     s = _stack(candles)
+    cells = np.flatnonzero(s.rank >= 1)  # at least 2 candles
+    g, q, fitted = _fit_cells(s.close, s.rank, cells, fit_window, kind == "exponential")
+    cells, g, q = cells[fitted], g[fitted], q[fitted]
+    if kind == "exponential":
+        for row in np.flatnonzero(np.abs(g - 1.0) < NOISE_GROWTH):
+            cell = cells[row]
+            g[row], q[row] = _reference_exponential(s.close[cell - min(s.rank[cell] + 1, fit_window) + 1 : cell + 1])
     a1 = np.full(candles.shape, np.nan)
     r2 = np.full(candles.shape, np.nan)
     count = np.full(candles.shape, np.nan)
-    eligible = np.flatnonzero(s.rank >= 1)  # at least 2 candles
-    fit = _exponential if kind == "exponential" else _linear
-    rows_per_chunk = max(1, _CHUNK_CELLS // fit_window)
-    for lo in range(0, eligible.size, rows_per_chunk):
-        cells = eligible[lo : lo + rows_per_chunk]
-        first, last = int(cells[0]), int(cells[-1]) + 1
-        block = _windows(s.close, s.rank, fit_window, first, last)[cells - first]
-        if kind == "exponential":
-            # a window with any non-positive close gets no fit (log undefined)
-            usable = ~np.any(block <= 0, axis=1)
-            cells, block = cells[usable], block[usable]
-        g, q = fit(block)
-        if kind == "exponential":
-            for row in np.flatnonzero(np.abs(g - 1.0) < NOISE_GROWTH):
-                g[row], q[row] = _reference_exponential(block[row][~np.isnan(block[row])])
-        a1[s.day[cells], s.token[cells]] = g
-        r2[s.day[cells], s.token[cells]] = q
-        count[s.day[cells], s.token[cells]] = np.minimum(s.rank[cells] + 1, fit_window)
+    a1[s.day[cells], s.token[cells]] = g
+    r2[s.day[cells], s.token[cells]] = q
+    count[s.day[cells], s.token[cells]] = np.minimum(s.rank[cells] + 1, fit_window)
     for array in (a1, r2, count):
         array.setflags(write=False)
     return TrendFit(a1=a1, r2=r2, n=count)
