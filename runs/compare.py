@@ -48,6 +48,7 @@ from instances import Instance, InstanceError, load_suite
 from instances.pool import current_rows, pool_path, read_pool
 from instances.warm import warm
 from runs import analysis, plots, stats, worker
+from strategy.diskcache import no_writes
 from strategy.space import SPACES, SearchSpace
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -272,8 +273,9 @@ def _holdout_score(instance: Instance, values: dict[str, Any], cache: dict[str, 
     if key not in cache:
         problem = problem_of(canonical(instance))
         try:
-            result = evaluate_holdout(problem.space.params(values), instance.holdout_candles(),
-                                      problem.strategy.fit_fn, problem.strategy.portfolio_fn, split=instance.split)
+            with no_writes():  # nothing computed from holdout prices lands in the shared disk cache
+                result = evaluate_holdout(problem.space.params(values), instance.holdout_candles(),
+                                          problem.strategy.fit_fn, problem.strategy.portfolio_fn, split=instance.split)
             cache[key] = {"score": result.score if math.isfinite(result.score) else "-inf",
                           "window": f"{result.first_day}..{result.last_day}"}
         except WindowError as exc:

@@ -244,3 +244,26 @@ def test_warm_up_fills_the_disk_cache_that_later_evaluations_read(tmp_path, monk
     problem.evaluate(problem.space.params({"hmm.hmm_refit_interval": 21, "hmm.hmm_min_observations": 180}))
     assert sorted((tmp_path / "cache").glob("regime-*.npy")) == chains  # read, nothing new computed
     assert {p: p.stat().st_mtime_ns for p in chains} == before
+
+
+def test_holdout_scoring_writes_nothing_a_later_search_could_read(tmp_path, monkeypatch):
+    """The drivers score holdouts with the shared disk cache read-only: no regime chain computed from holdout
+    prices is left where a later searcher's process could find it (and without the seal one would be)."""
+    from runs import compare
+    from strategy import regime
+
+    monkeypatch.setenv("GEMSEARCH_CACHE", str(tmp_path / "cache"))
+    instance = find_instance("synthetic-v1-03")
+    problem = Problem.from_instance(instance)
+    values = problem.space.values(problem.space.params({"hmm.hmm_refit_interval": 14}))
+    problem.evaluate(problem.space.params(values))  # the search side fills the cache
+    searched = sorted((tmp_path / "cache").glob("regime-*.npy"))
+    assert searched
+    regime._PROBS.items.clear()
+    held = compare._holdout_score(instance, values, {})
+    assert held["window"] == f"{instance.split.holdout_start}..{instance.split.holdout_end}"
+    assert sorted((tmp_path / "cache").glob("regime-*.npy")) == searched
+    regime._PROBS.items.clear()
+    evaluate_holdout(problem.space.params(values), instance.holdout_candles(), problem.strategy.fit_fn,
+                     problem.strategy.portfolio_fn, split=instance.split)  # unsealed: it would write
+    assert len(sorted((tmp_path / "cache").glob("regime-*.npy"))) > len(searched)
