@@ -6,6 +6,7 @@
     python -m runs.compare --suite synthetic-v1 --instances synthetic-v1-01 synthetic-v1-02 --searcher random tpe
     python -m runs.compare --universe ../shared/data/binance_top50_daily.csv.gz     # one instance: the default split
     python -m runs.compare --name my-run --resume                   # continue an interrupted comparison
+    python -m runs.compare --suite synthetic-v1 --objective emulated # on the emulators (surrogate.emulator), minutes
 
 Every instance x searcher x seed is one run against its own budgeted ``env.Objective`` on that
 instance's problem (search window, strategy, space). Trials go to an Optuna storage (one study per run,
@@ -45,13 +46,14 @@ from env import Objective, Problem, StoreError, TrialRecord, TrialStore, leases
 from env.records import params_key
 from harness import CONTRACT_VERSION, WindowError, evaluate_holdout
 from instances import Instance, InstanceError, load_suite
-from instances.pool import current_rows, pool_path, read_pool
+from instances.pool import DEFAULTS_INDEX, current_rows, pool_path, pool_points, read_pool
 from instances.warm import warm
 from runs import analysis, plots, stats, worker
 from strategy.diskcache import no_writes
 from strategy.space import SPACES, SearchSpace
 
 OUT = Path(__file__).resolve().parent / "out"
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEARCHERS = ("phased", "random", "tpe", "gp", "smac", "cmaes", "ppo")
 BASELINE = "phased"
 QUICK = {"universe": "synthetic-small", "seeds": 3, "budget": 60}
@@ -76,6 +78,8 @@ class RunSpec:
     seed: int
     lanes: int = 1
     """Workers that may evaluate within this run at once (> 1: a shared run with evaluation slots)."""
+    emulator: str = ""
+    """``--objective emulated``: the experiment's emulator as canonical JSON (path and SHA-256); empty: real."""
 
     @property
     def instance_id(self) -> str:
@@ -108,7 +112,12 @@ def spec_from_config(config: dict[str, Any], storage: str, folder: Path | str, i
                      seed: int) -> RunSpec:
     """The run ``instance`` x ``searcher`` x ``seed`` of an experiment set-up (``config.json``, or the queue's copy)."""
     return RunSpec(config["name"], str(Path(folder).resolve()), storage, config_instances(config)[instance],
-                   config["budget"], searcher, seed, lanes_for(searcher, config.get("lanes", 1)))
+                   config["budget"], searcher, seed, lanes_for(searcher, config.get("lanes", 1)), emulator_of(config))
+
+
+def emulator_of(config: dict[str, Any]) -> str:
+    """An experiment's emulator (``RunSpec.emulator``): empty for real evaluations."""
+    return json.dumps(config["emulator"], sort_keys=True) if config.get("objective") == "emulated" else ""
 
 
 @lru_cache(maxsize=8)
@@ -117,16 +126,68 @@ def instance_of(definition: str) -> Instance:
 
 
 @lru_cache(maxsize=8)
-def problem_of(definition: str) -> Problem:
-    """What the searchers see: the instance's sealed search window (built once per process)."""
-    return Problem.from_instance(instance_of(definition))
+def problem_of(definition: str, emulator: str = "") -> Problem:
+    """What the searchers see: the instance's sealed search window (built once per process); with ``emulator``
+    (``RunSpec.emulator``) its emulated problem instead (``surrogate.emulator``: no data, no harness)."""
+    if not emulator:
+        return Problem.from_instance(instance_of(definition))
+    from surrogate.emulator.model import EmulatorFile
+    from surrogate.emulator.problem import EmulatedProblem
+
+    stored = json.loads(emulator)
+    container = EmulatorFile(REPO / stored["path"])
+    if container.sha256 != stored["sha256"]:
+        from surrogate.emulator.dataset import EmulatorError
+        raise EmulatorError(f"{container.path}: changed since this experiment started (SHA-256 {container.sha256[:16]}..., "
+                            f"the experiment's is {stored['sha256'][:16]}...); emulated runs never mix emulators: "
+                            "use another --name")
+    return EmulatedProblem(container.load(instance_of(definition)))
+
+
+def emulator_config(path: Path) -> dict[str, str]:
+    """``config["emulator"]``: the file (relative to the repository when inside it) and its SHA-256."""
+    from surrogate.emulator.model import EmulatorFile
+
+    path = Path(path).resolve()
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return {"path": str(shown), "sha256": EmulatorFile(path).sha256}
+
+
+def _emulator_file(args: argparse.Namespace, suite: str | None) -> Path:
+    """``--emulator``, else the suite's shipped emulator (``<suite>-<space>`` first when ``--space`` overrides)."""
+    from surrogate.emulator.problem import emulator_path
+
+    if args.emulator is not None:
+        return args.emulator
+    if suite is None:
+        raise ValueError("--objective emulated without --suite needs --emulator FILE (emulators are built per suite: "
+                         "python -m surrogate.emulator build --suite SUITE)")
+    if args.space and emulator_path(suite, args.space).exists():
+        return emulator_path(suite, args.space)
+    return emulator_path(suite)
+
+
+def same_objective(stored: dict[str, Any], config: dict[str, Any]) -> None:
+    """``StoreError`` unless an experiment continues on the objective (and emulator) it started with."""
+    def describe(c: dict[str, Any]) -> str:
+        return (f"emulator {c['emulator']['path']} ({c['emulator']['sha256'][:16]}...)" if c.get("objective") == "emulated"
+                else "the real harness")
+
+    if (stored.get("objective", "real"), (stored.get("emulator") or {}).get("sha256")) != (
+            config["objective"], (config.get("emulator") or {}).get("sha256")):
+        raise StoreError(f"experiment {config['name']!r} ran on {describe(stored)}, not {describe(config)}: real and "
+                         "emulated trials (or two emulators) never mix in one experiment; use another --name")
 
 
 def _store(spec: RunSpec, check: Callable[[], None] | None = None, tsv: bool = True) -> TrialStore:
     """The run's trial store; ``check`` raises once this worker's claim on the run is lost."""
-    problem = problem_of(spec.instance)
-    identity = {"instance": spec.instance_id, "fingerprint": instance_of(spec.instance).fingerprint[:16],
-                "strategy": problem.strategy.name}
+    problem = problem_of(spec.instance, spec.emulator)
+    if spec.emulator:  # an emulated run's study names its emulator: it never mixes with a real one, or another emulator
+        identity = {"instance": spec.instance_id, "fingerprint": problem.emulator.meta["fingerprint"][:16],
+                    "strategy": problem.strategy.name, "objective": "emulated", "emulator": problem.contract}
+    else:
+        identity = {"instance": spec.instance_id, "fingerprint": instance_of(spec.instance).fingerprint[:16],
+                    "strategy": problem.strategy.name}
     return TrialStore(spec.storage, f"{spec.experiment}/{spec.instance_id}", spec.searcher, spec.seed, problem.space,
                       tsv_path=spec.tsv if tsv else None, identity=identity, shared=spec.shared, lease=check)
 
@@ -139,7 +200,7 @@ def execute(spec: RunSpec, progress: Any = None, holder: leases.Lease | None = N
     ``holder`` keeps its evaluation slots alive); ``check`` raises ``LeaseLost``
     before any write once another worker took the run back.
     """
-    problem = problem_of(spec.instance)
+    problem = problem_of(spec.instance, spec.emulator)
     store = _store(spec, check, tsv=not spec.shared)  # a shared run's TSV is written from its study by the report
     report = (lambda record: progress.put((spec.instance_id, spec.searcher, spec.seed, record.score))
               ) if progress is not None else None
@@ -318,8 +379,13 @@ def random_pool(instance: Instance, config: dict[str, Any], runs: Runs) -> tuple
 
     The suite's stored pool (``instances.pool``: 200 seeded configurations, this contract and fingerprint)
     when there is one; else the ``random`` searcher's evaluations in this experiment (independent uniform
-    draws too); else empty (normalised scores then exclude the instance, saying why).
+    draws too); else empty (normalised scores then exclude the instance, saying why). An emulated experiment's
+    pool is the emulator's scores at the suite pool's configurations (never a real score).
     """
+    if config.get("objective") == "emulated":
+        problem = problem_of(canonical(instance), emulator_of(config))
+        units = [problem.space.encode(problem.space.params(v)) for k, v in pool_points(instance) if k != DEFAULTS_INDEX]
+        return problem.evaluate_unit(np.array(units)), f"emulated pool ({len(units)} configurations, scored by the emulator)"
     if config.get("suite_path"):
         rows = current_rows(read_pool(pool_path(Path(config["suite_path"]))), instance)
         rows = rows[rows["index"] >= 0] if not rows.empty else rows
@@ -459,7 +525,9 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     checkpoints = sorted({c for c in CHECKPOINTS if c < budget} | {budget})
     results, pool_sources = instance_results(config, runs, budget)
     summary = stats.aggregate_table(results, checkpoints, main_budget=budget)
-    holdout = holdout_scores(specs, runs, folder / "holdout.json")
+    emulated = config.get("objective") == "emulated"
+    holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
+        i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
     holdout_results = [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
                                             {s: {seed: (_score(w["in_sample"]), _score(w.get("score")))
                                                  for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
@@ -484,41 +552,51 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                     for s in stats.searchers_of(usable)}
         figures.append(plots.performance_profile_plot(profiles, folder / "performance_profile.png"))
         figures.append(plots.suite_runtime_ecdf_plot(stats.runtime_ecdf(results, budget), folder / "runtime_ecdf.png"))
-    figures.append(plots.holdout_instances_plot(holdout_results, folder / "holdout_vs_in_sample.png"))
+    if not emulated:
+        figures.append(plots.holdout_instances_plot(holdout_results, folder / "holdout_vs_in_sample.png"))
     if len(runs) <= 4:
         figures += [plots.best_so_far_plot(seeds, budget, folder / f"best_so_far-{i}.png",
-                                           title=f"Best-so-far on {i} (median and IQR over seeds)")
+                                           title=f"Best-so-far on {i}{' (emulated)' if emulated else ''} "
+                                                 "(median and IQR over seeds)")
                     for i, seeds in runs.items()]
 
     summary_json = {**summary, "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
                     "instances": {i: [asdict(s) for s in ss] for i, ss in per_instance.items()},
                     "runs": sorted(infos, key=lambda i: (i["instance"], i["searcher"], i["seed"], i.get("lane", 0))),
-                    "objective": "real", "contract": config["contract"]}
+                    "objective": config.get("objective", "real"), "contract": config["contract"],
+                    **({"emulator": config["emulator"]} if emulated else {})}
     (folder / "summary.json").write_text(json.dumps(stats.json_safe(summary_json), indent=1, allow_nan=False) + "\n")
     dashboard = dashboard_command(storage)
     n_instances = len(config["instances"])
+    kind = "emulated" if emulated else "real"
     setup = (f"Set-up: {'suite `' + config['suite'] + '`, ' if config.get('suite') else ''}{n_instances} instance"
-             f"{'s' if n_instances != 1 else ''}, budget {budget} real evaluations per run, seeds {config['seeds']}, "
+             f"{'s' if n_instances != 1 else ''}, budget {budget} {kind} evaluations per run, seeds {config['seeds']}, "
              f"searchers {', '.join(searchers)}, contract {config['contract']}. "
              + (f"Baseline: the phased one-at-a-time sweep (`{BASELINE}`)." if baseline else "No baseline row (the "
                 "phased sweep did not run)."))
     lines = [f"# {config['name']}", "",
              "Question: which search policy finds the best configuration with the fewest real evaluations?", "", setup,
              ""]
+    if emulated:
+        lines[4:4] = [f"**Emulated**: every score in this report was predicted by the emulator "
+                      f"`{config['emulator']['path']}` (SHA-256 {config['emulator']['sha256'][:16]}...; fidelity: "
+                      "`python -m surrogate.emulator report`), none by the harness; the holdout is not scored.", ""]
     lines += aggregate_section(summary, baseline)
     if summary["n_instances"] < 5:
         lines += ["", f"With {summary['n_instances']} usable instance(s) no claim about searchers can be made: the "
                   "verdicts say \"the data cannot tell\" below 5 instances. Run a suite (`--suite real-v1`)."]
-    lines += ["", "## Out of sample (each instance's own holdout)", "",
+    if emulated:
+        lines += ["", "## Out of sample", "", "Not scored: the emulator models the search window only."]
+    lines += [] if emulated else ["", "## Out of sample (each instance's own holdout)", "",
               "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM "
               "[95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|"]
-    for s in sorted(decay, key=lambda s: (s != baseline, s)):
+    for s in sorted(decay, key=lambda s: (s != baseline, s)) if not emulated else ():
         d = decay[s]
         lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} | "
                      f"{_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} | {_fmt(d['rejected_share'], 2)} |")
-    lines += ["", "Holdout: each run's in-sample winner scored on the instance's holdout window (after the search, by "
-              "the driver); differences in raw score units, winners rejected (-inf) on the holdout counted apart, "
-              "never averaged."]
+    lines += [] if emulated else ["", "Holdout: each run's in-sample winner scored on the instance's holdout window "
+                                  "(after the search, by the driver); differences in raw score units, winners rejected "
+                                  "(-inf) on the holdout counted apart, never averaged."]
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split
@@ -540,13 +618,28 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     lines += ["", "Seconds summed over each searcher's runs (these runs only: a resumed run counts its last part). "
               "Evaluations are cheaper once an instance's fits and regime chains are cached, so a run that went "
               "first on a cold instance pays more: compare proposing time, which is the searcher's own.", ""]
+    lines += ["Figures: emulated runs.", ""] if emulated else []
     lines += [f"![{p.stem}]({p.name})" for p in figures]
-    lines += ["", f"{rows} trials in `trials.tsv`; browse them all: `{dashboard}`"]
-    (folder / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(aggregate_section(summary, baseline)))
+    lines += ["", f"{rows} {kind} trials in `trials.tsv`; browse them all: `{dashboard}`"]
+    label = emulated_labels if emulated else (lambda lines: lines)
+    (folder / "report.md").write_text("\n".join(label(lines)) + "\n")
+    print("\n".join(label(aggregate_section(summary, baseline))))
     print(f"report: {folder / 'report.md'}")
     print(f"browse every trial: {dashboard}")
     return 0
+
+
+def emulated_labels(lines: list[str]) -> list[str]:
+    """An emulated report's lines with "emulated" in every heading and every table's first header cell."""
+    out = []
+    for line in lines:
+        if line.startswith("#"):
+            line += " (emulated)"
+        elif line.startswith(("| searcher |", "| A vs B |")):
+            first, rest = line[2:].split(" |", 1)
+            line = f"| {first} (emulated) |{rest}"
+        out.append(line)
+    return out
 
 
 def dashboard_command(storage: str) -> str:
@@ -594,6 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"quick profile: {QUICK['universe']}, {QUICK['seeds']} seeds, budget {QUICK['budget']}; "
                              f"with --suite: 4 instances, {QUICK_SUITE['seeds']} seeds, budget {QUICK_SUITE['budget']}; "
                              "2 jobs")
+    parser.add_argument("--objective", choices=("real", "emulated"), default=None,
+                        help="real harness evaluations (default), or the instances' emulators (docs/EMULATOR.md): "
+                             "emulated experiments are separate experiments (name suffix -emulated), never mixed "
+                             "with real ones, and score no holdout")
+    parser.add_argument("--emulator", type=Path, default=None,
+                        help="with --objective emulated: the emulator file (default: the suite's, "
+                             "surrogate/emulators/<suite>[-<space>].emulator)")
     return parser
 
 
@@ -638,7 +738,8 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser, instanc
         parser.error("--lanes must be at least 1")
     label = suite or instances[0].id
     spaces = sorted({i.space for i in instances})
-    name = args.name or f"compare-{label}-{'-'.join(spaces)}-b{budget}" + ("-quick" if args.quick and suite else "")
+    name = args.name or (f"compare-{label}-{'-'.join(spaces)}-b{budget}" + ("-quick" if args.quick and suite else "")
+                         + ("-emulated" if args.objective == "emulated" else ""))
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         parser.error(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
     return {"name": name, "budget": budget, "seeds": seeds, "searchers": list(dict.fromkeys(searchers)), "jobs": jobs,
@@ -660,6 +761,10 @@ def _fill_from(previous: dict[str, Any], args: argparse.Namespace) -> None:
             args.space = args.space or only["space"]
     if args.lanes == 1:
         args.lanes = previous.get("lanes", 1)
+    if args.objective is None:
+        args.objective = previous.get("objective", "real")
+        if args.objective == "emulated" and args.emulator is None:
+            args.emulator = REPO / previous["emulator"]["path"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -671,10 +776,13 @@ def main(argv: list[str] | None = None) -> int:
             worker.ExperimentQueue(args.storage, args.name).config if args.storage else None)
         if stored:
             _fill_from(stored, args)
+    objective = args.objective or "real"
+    if args.emulator is not None and objective != "emulated":
+        parser.error("--emulator needs --objective emulated")
     try:
         suite, suite_path, instances = _instances(args, parser)
-        for instance in instances:
-            instance.check(min_holdout_days=180 if suite else 0)
+        for instance in instances:  # an emulated run needs no data: the emulator checks the definition (and the
+            instance.check(min_holdout_days=180 if suite else 0, data=objective == "real")  # data where present)
     except (InstanceError, DataError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -686,20 +794,26 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}
-    storage = args.storage or previous.get("storage") or (
-        f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 else f"journal:{folder / 'trials.journal'}")
+    # an emulated trial takes about a millisecond: SQLite's commits (~90 ms a trial on the 2-core container) would
+    # be all its cost, a journal file's ~7 ms (docs/EMULATOR.md)
+    default = (f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 and objective == "real"
+               else f"journal:{folder / 'trials.journal'}")
+    storage = args.storage or previous.get("storage") or default
     if storage.startswith("sqlite") and settings["jobs"] > 1:
         print(f"error: SQLite serves one worker process; with --jobs {settings['jobs']} use --storage journal:FILE "
               "(this machine) or postgresql://... (several machines)", file=sys.stderr)
         return 2
     config = {**settings, "suite": suite, "suite_path": suite_path,
               "instances": [i.definition() for i in instances], "storage": storage, "contract": CONTRACT_VERSION,
-              "objective": "real", "command": "python -m runs.compare " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "objective": objective, "command": "python -m runs.compare " + " ".join(argv if argv is not None else sys.argv[1:])}
     try:
+        if objective == "emulated":
+            config["emulator"] = emulator_config(_emulator_file(args, suite))
         if previous:
+            same_objective(previous, config)
             worker.check_same_setup(previous, config)
-        for instance in instances:
-            problem_of(canonical(instance))  # load and seal every instance's data now: a bad file fails here
+        for instance in instances:  # load and seal every instance's data (or emulator) now: a bad file fails here
+            problem_of(canonical(instance), emulator_of(config))
     except (StoreError, DataError, InstanceError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -710,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _only_process(storage):
             queue = worker.ExperimentQueue(storage, settings["name"])
+            if queue.config is not None:
+                same_objective(queue.config, config)
             queue.submit({k: v for k, v in config.items() if k != "jobs"},
                          [(spec.instance_id, spec.searcher, spec.seed, spec.lanes) for spec in specs])
             for spec in specs:
@@ -717,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
                     _store(spec, tsv=False).ensure_slots(spec.budget)
             config_path.write_text(json.dumps(config, indent=1))
             if settings["jobs"] > 0:
-                if not args.no_warm:
+                if not args.no_warm and objective == "real":
                     warmed = warm(instances, jobs=settings["jobs"])
                     print(warmed["skipped"] or f"instance warm-up: {warmed['configurations']} regime settings in "
                           f"{warmed['seconds']:.0f} s (charged to no searcher)", file=sys.stderr)
