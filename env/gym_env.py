@@ -14,6 +14,9 @@
   and a wasted step (cache hit) a tiny one, so rewards are always finite.
 * **Episode**: ends (terminated) when the real-evaluation budget is spent, and is
   truncated after ``4 x budget`` steps.
+* **Edit design options** (``policies.train_ppo --design edit``, the ``ppo-edit`` searcher): ``planning``
+  (free surrogate queries between real evaluations), ``reward="improvement"`` (decrease of the
+  normalised regret, :func:`regret_scale`), ``permute_axes`` (per-episode axis permutation); see the class.
 
 Backends: ``"real"`` (the harness on ``universe``), ``"task"`` (a cheap
 :class:`~env.tasks.SyntheticTask`; each reset seed draws a new task unless
@@ -27,6 +30,7 @@ observation holds their GP-posterior features (see its docstring).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -52,21 +56,53 @@ def squash(score: float) -> float:
     return float(np.clip(math.copysign(math.log1p(abs(score)), score) / 3.0, -1.0, 1.0))
 
 
+def _from_factory(factory: Callable[[], Objective], seed: int | None) -> Objective:
+    """The factory's next objective; a factory drawing episodes from an ``rng`` attribute (an
+    ``EpisodeSampler`` of emulated instances) is reseeded by a seeded reset, so the episode follows the seed."""
+    if seed is not None and isinstance(getattr(factory, "rng", None), np.random.Generator):
+        factory.rng = np.random.default_rng([int(seed), 0xE9])
+    return factory()
+
+
 class GemSearchEnv(gym.Env):
-    """Parameter search as an MDP over the joint space (see the module docstring)."""
+    """Parameter search as an MDP over the joint space (see the module docstring).
+
+    Options of the edit design (``policies.train_ppo --design edit``; defaults keep the seed's env):
+
+    * ``planning = P > 0``: the seed's planning step. The action gains a third component,
+      ``0`` = *ask the surrogate* (free: the edited configuration becomes the current one and a
+      :class:`FeatureGP` fitted on the real history predicts it; no real evaluation) or ``1`` =
+      *evaluate for real*. At most ``P`` surrogate queries per real evaluation: the step after the
+      ``P``-th query is real whatever the action says. The observation gains 4 numbers: the
+      surrogate's standardised mean above the best and its std at the current configuration,
+      its P(feasible), and the queries left.
+    * ``reward="improvement"``: on problems with a known scale (:func:`regret_scale`: the analytic
+      bound of a :class:`~env.tasks.SyntheticTask`, ``score_bounds`` of an emulated instance), the
+      decrease of the normalised simple regret at each real evaluation (shaped on the best so
+      far, as :class:`CandidateSearchEnv`), minus ``REPEAT_PENALTY`` for a cache hit;
+      queries earn 0. ``info["regret"]`` reports the regret. ``"legacy"``: the seed's reward.
+    * ``permute_axes``: per episode, the policy's axis ``i`` is the space's axis ``perm[i]`` for a
+      random permutation (observation and action alike): a randomisation against memorising axes.
+    """
 
     metadata = {"render_modes": []}
 
     def __init__(self, universe: str = "synthetic", budget: int = 100, *, backend: str = "real",
                  space: str = "joint", universe_seed: int = 0, task_seed: int | None = None,
                  problem: Any | None = None, objective_factory: Callable[[], Objective] | None = None,
-                 n_bins: int = 11, history: int = 8) -> None:
+                 n_bins: int = 11, history: int = 8, planning: int = 0, reward: str = "legacy",
+                 permute_axes: bool = False) -> None:
         super().__init__()
         if backend not in ("real", "task") and problem is None and objective_factory is None:
             raise ValueError(f"backend must be 'real' or 'task' (or pass problem=...), got {backend!r}")
+        if reward not in ("legacy", "improvement"):
+            raise ValueError(f"reward must be 'legacy' or 'improvement', got {reward!r}")
         self.budget = int(budget)
         self.n_bins = int(n_bins)
         self.history = int(history)
+        self.planning = int(planning)
+        self.reward = reward
+        self.permute_axes = bool(permute_axes)
         self.backend = backend
         self.task_seed = task_seed
         self._problem = problem
@@ -80,15 +116,18 @@ class GemSearchEnv(gym.Env):
         )
         d = len(self.space)
         self.d = d
-        self.action_space = spaces.MultiDiscrete([d + 1, self.n_bins])
-        size = 3 * d + 2 + self.history * (d + 2) + 2
+        self.action_space = spaces.MultiDiscrete([d + 1, self.n_bins] + ([2] if self.planning else []))
+        size = 3 * d + 2 + self.history * (d + 2) + 2 + (4 if self.planning else 0)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.objective: Objective | None = None
+        self.perm = np.arange(d)
+        self.gp_predictions = 0
+        """Surrogate predictions made so far (the free planning queries, and one after each real evaluation)."""
 
     # ------------------------------------------------------------------ episode
     def _new_objective(self, seed: int | None) -> Objective:
         if self._objective_factory is not None:
-            return self._objective_factory()
+            return _from_factory(self._objective_factory, seed)
         problem = self._problem
         if problem is None:  # task backend: a fresh task per reset unless task_seed pins it
             task_seed = self.task_seed if self.task_seed is not None else int(self.np_random.integers(2**31))
@@ -99,11 +138,17 @@ class GemSearchEnv(gym.Env):
         super().reset(seed=seed)
         self.objective = self._new_objective(seed)
         self.steps = 0
+        self.perm = self.np_random.permutation(self.d) if self.permute_axes else np.arange(self.d)
         self.tried = np.zeros((self.d, self.n_bins), dtype=bool)
         self.current = self.space.encode(self.objective.space.base)
         if not self.objective.seen(self.current) and self.objective.remaining > 0:
             self.objective(self.current)
         self._mark(self.current)
+        self.bound = regret_scale(self.objective.problem, self.space) if self.reward == "improvement" else None
+        self._last_regret = self._regret() if self.bound is not None else None
+        if self.planning:
+            self.queries_left = self.planning
+            self._fit_surrogate()
         return self._observation(), {}
 
     def _mark(self, unit: np.ndarray) -> None:
@@ -111,49 +156,154 @@ class GemSearchEnv(gym.Env):
         self.tried[np.arange(self.d), bins] = True
 
     def _best_unit(self) -> tuple[np.ndarray, float]:
-        best = self.objective.best
-        if best is None:
+        """The best configuration so far (the first on ties, as ``objective.best``) and its squashed score."""
+        self._sync()
+        if not len(self._y):
             return np.zeros(self.d), -1.0
-        return self.space.encode(self.space.params(best.params)), squash(best.score)
+        best = int(np.argmax(self._y))
+        return self._x[best], squash(float(self._y[best]))
+
+    def _regret(self) -> float:
+        bound, reference = self.bound
+        self._sync()
+        best = float(self._y.max()) if len(self._y) else -math.inf
+        return float(np.clip((bound - best) / (bound - reference), -1.0, 2.0)) if math.isfinite(best) else 2.0
+
+    def _sync(self) -> None:
+        """Encode the history's records added since the last call (``self._x``, ``self._y``)."""
+        if self.objective is not getattr(self, "_synced", None):
+            self._x, self._y, self._synced = np.zeros((0, self.d)), np.zeros(0), self.objective
+        new = self.objective.history[len(self._y):]
+        if new:
+            self._x = np.vstack([self._x, [self.space.encode(self.space.params(r.params)) for r in new]])
+            self._y = np.append(self._y, [r.score for r in new])
+
+    # ------------------------------------------------------------------ planning: the free surrogate
+    def _fit_surrogate(self) -> None:
+        """Refit the planning GPs (scores, feasibility) on the real history; then predict the current configuration."""
+        self._sync()
+        y = self._y
+        finite = np.isfinite(y)
+        self._best_score = float(y[finite].max()) if finite.any() else 0.0
+        lengths = tuple(scale * math.sqrt(self.d) for scale in MATERN_LENGTHS)
+        dist = distances(self._x, self._x)
+        self._gp = FeatureGP(dist[np.ix_(finite, finite)], y[finite], lengths) if finite.any() else None
+        self._finite = finite
+        self._feasible_gp = (FeatureGP(dist, finite.astype(float), (self._gp.length,))
+                             if self._gp is not None and not finite.all() else None)
+        self._predict(self.current)
+
+    def _predict(self, unit: np.ndarray) -> None:
+        """The surrogate's view of ``unit``: standardised mean above the best, std, P(feasible)."""
+        self.gp_predictions += 1
+        d_q = distances(unit[None, :], self._x)
+        if self._gp is None:
+            self.prediction = (0.0, 1.0, float(self._finite.mean()) if self._finite.size else 0.5)
+            return
+        mean, std = self._gp.predict(d_q[:, self._finite])
+        p = float(np.clip(self._feasible_gp.predict(d_q)[0][0], 0, 1)) if self._feasible_gp is not None else 1.0
+        self.prediction = (float(mean[0] - self._best_score) / self._gp.sd, float(std[0]) / self._gp.sd, p)
 
     def _observation(self) -> np.ndarray:
+        view = self.perm  # the policy's axis i is the space's axis perm[i]
         best_u, best_s = self._best_unit()
         recent = np.zeros((self.history, self.d + 2))
-        for row, record in enumerate(self.objective.history[-self.history:][::-1]):
-            recent[row, : self.d] = self.space.encode(self.space.params(record.params))
-            recent[row, self.d] = squash(record.score)
-            recent[row, self.d + 1] = 1.0 if record.rejected else 0.0
-        obs = np.concatenate([
-            self.current, best_u, [best_s, 1.0 if self.objective.best is not None else 0.0],
-            recent.ravel(), self.tried.mean(axis=1) * 2 - 1,
-            [self.objective.remaining / self.budget * 2 - 1, min(1.0, self.steps / (4 * self.budget)) * 2 - 1],
-        ])
-        return np.clip(obs, -1.0, 1.0).astype(np.float32)
+        for row, (unit, score) in enumerate(zip(self._x[-self.history:][::-1], self._y[-self.history:][::-1])):
+            recent[row, : self.d] = unit[view]
+            recent[row, self.d] = squash(score)
+            recent[row, self.d + 1] = 0.0 if math.isfinite(score) else 1.0
+        budget = self.objective.budget
+        parts = [
+            self.current[view], best_u[view], [best_s, 1.0 if self.objective.best is not None else 0.0],
+            recent.ravel(), self.tried.mean(axis=1)[view] * 2 - 1,
+            [self.objective.remaining / budget * 2 - 1, min(1.0, self.steps / self._max_steps) * 2 - 1],
+        ]
+        if self.planning:
+            mean, std, p_feasible = self.prediction
+            parts.append([np.tanh(mean), np.tanh(std), 2 * p_feasible - 1, 2 * self.queries_left / self.planning - 1])
+        return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
+
+    @property
+    def _max_steps(self) -> int:
+        """Truncation: ``4 x budget`` real-evaluation attempts (each with up to ``planning`` queries before it)."""
+        return 4 * self.objective.budget * (1 + self.planning)
 
     def step(self, action):
         axis, level = int(action[0]), int(action[1])
-        before = self._best_unit()[1] if self.objective.best is not None else -1.0
+        real = not self.planning or int(action[2]) == 1 or self.queries_left == 0
+        best_unit, before = self._best_unit()
         if axis == self.d:
-            target = self._best_unit()[0] if self.objective.best is not None else self.current
+            target = best_unit.copy() if len(self._y) else self.current
         else:
             target = self.current.copy()
-            target[axis] = level / (self.n_bins - 1)
+            target[self.perm[axis]] = level / (self.n_bins - 1)
         target = self.space.snap(target[None, :])[0]
-        repeat = self.objective.seen(target)
-        record = self.objective(target)
         self.current = target
-        self._mark(target)
         self.steps += 1
-        after = squash(self.objective.best.score)
-        reward = max(0.0, after - before) + SCORE_SHARE * squash(record.score)
-        if record.rejected:
-            reward += REJECTION_PENALTY
-        if repeat:
-            reward += REPEAT_PENALTY
+        truncated = self.steps >= self._max_steps
+        if not real:  # a free surrogate query: the planning walk moves, the budget does not
+            self.queries_left -= 1
+            self._predict(target)
+            info = {"score": None, "real_evaluations": self.objective.used, "repeat": False, "query": True}
+            if self.bound is not None:
+                info["regret"] = self._last_regret
+            return self._observation(), 0.0, False, truncated, info
+        used = self.objective.used
+        record = self.objective(target)
+        repeat = self.objective.used == used  # answered from the cache
+        self._mark(target)
+        if self.bound is not None:
+            regret = self._regret()
+            reward = self._last_regret - regret + (REPEAT_PENALTY if repeat else 0.0)
+            self._last_regret = regret
+        else:
+            after = self._best_unit()[1]
+            reward = max(0.0, after - before) + SCORE_SHARE * squash(record.score)
+            if record.rejected:
+                reward += REJECTION_PENALTY
+            if repeat:
+                reward += REPEAT_PENALTY
+        if self.planning:
+            self.queries_left = self.planning
+            if not repeat:
+                self._fit_surrogate()
+            else:
+                self._predict(target)
         terminated = self.objective.remaining == 0
-        truncated = not terminated and self.steps >= 4 * self.budget
-        info = {"score": record.score, "real_evaluations": self.objective.used, "repeat": repeat}
+        truncated = truncated and not terminated
+        info = {"score": record.score, "real_evaluations": self.objective.used, "repeat": repeat, "query": False}
+        if self.bound is not None:
+            info["regret"] = self._last_regret
         return self._observation(), float(reward), terminated, truncated, info
+
+
+def regret_scale(problem: Any, space: SearchSpace) -> tuple[float, float] | None:
+    """``(bound, reference)`` of the normalised regret ``(bound - best) / (bound - reference)``, or None.
+
+    * :class:`~env.tasks.SyntheticTask`: the analytic upper bound, and the median finite score of 256
+      snapped uniform points seeded by the task;
+    * an emulated instance (anything with ``evaluate_unit``): over 1,024 seeded snapped uniform points,
+      scored without noise, the median finite score (reference) and the highest (bound; the problem's
+      ``score_bounds`` upper end instead where it has one). So a regret of 0 is "as good as the best of
+      1,024 random configurations"; better is negative (clipped at -1 by the envs), a rejection-only
+      history is 2.
+    """
+    d = len(space)
+    if isinstance(problem, SyntheticTask):
+        scores = problem.score_unit(space.snap(np.random.default_rng(problem.seed).random((256, d))))
+        bound = problem.upper_bound
+    elif hasattr(problem, "evaluate_unit"):
+        if dataclasses.is_dataclass(problem) and getattr(problem, "noise", 0):
+            problem = dataclasses.replace(problem, noise=0.0)  # the same landscape, scored in one batch
+        scores = problem.evaluate_unit(space.snap(np.random.default_rng(0xB0B).random((1024, d))))
+        finite = scores[np.isfinite(scores)]
+        bounds = getattr(problem, "score_bounds", None)
+        bound = bounds[1] if bounds is not None else (finite.max() if finite.size else 1.0)
+    else:
+        return None
+    finite = scores[np.isfinite(scores)]
+    reference = float(np.median(finite)) if finite.size else float(bound) - 1.0
+    return float(max(bound, reference + 1e-9)), reference
 
 
 # ====================================================================== GP-posterior candidate env (MetaBO-style)
@@ -235,7 +385,8 @@ class CandidateSearchEnv(gym.Env):
       last improvement / budget, and the selected length-scale.
     * **Reward** (shaped against the best so far): on problems with a known bound
       (:class:`~env.tasks.SyntheticTask`), minus the normalised simple regret after the step,
-      ``-(bound - best) / (bound - median random score)`` clipped to ``[-2, 0]``, so the
+      ``-(bound - best) / (bound - median random score)`` clipped to ``[-2, 1]`` (above 0 only on emulated
+      instances, whose bound is the best of 1,024 random points: :func:`regret_scale`), so the
       return is the area under the regret curve (anytime performance); or, with
       ``reward="improvement"``, the decrease of that regret (zero on steps that do not
       improve: lower variance, speed rewarded only through the discount); on problems
@@ -277,9 +428,9 @@ class CandidateSearchEnv(gym.Env):
         """Surrogate (GP) predictions made so far: the cheap "planning" steps, reported beside real evaluations."""
 
     # ------------------------------------------------------------------ episode
-    def _new_objective(self, budget: int) -> Objective:
+    def _new_objective(self, budget: int, seed: int | None = None) -> Objective:
         if self._objective_factory is not None:
-            return self._objective_factory()
+            return _from_factory(self._objective_factory, seed)
         problem = self._problem
         if problem is None:
             problem = SyntheticTask(self.space, seed=int(self.np_random.integers(*self.task_seeds)))
@@ -288,7 +439,7 @@ class CandidateSearchEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
-        self.objective = self._new_objective(int(self.np_random.integers(self.budget_range[0], self.budget_range[1] + 1)))
+        self.objective = self._new_objective(int(self.np_random.integers(self.budget_range[0], self.budget_range[1] + 1)), seed)
         self.budget = self.objective.budget
         self.x = np.array([self.space.encode(self.space.params(r.params)) for r in self.objective.history]).reshape(-1, self.d)
         self.y = np.array([r.score for r in self.objective.history], dtype=float)
@@ -326,11 +477,7 @@ class CandidateSearchEnv(gym.Env):
 
     def _regret_scale(self) -> None:
         """Set ``self.bound`` to the regret reward's ``(bound, reference)``, or None when the problem has no known bound."""
-        task = self.objective.problem
-        self.bound = None
-        if isinstance(task, SyntheticTask):
-            scores = task.score_unit(self.space.snap(np.random.default_rng(task.seed).random((256, self.d))))
-            self.bound = (task.upper_bound, float(np.median(scores[np.isfinite(scores)])))
+        self.bound = regret_scale(self.objective.problem, self.space)
 
     def _best(self) -> float:
         finite = self.y[np.isfinite(self.y)]
@@ -338,7 +485,7 @@ class CandidateSearchEnv(gym.Env):
 
     def _regret(self) -> float:
         bound, reference = self.bound
-        return float(np.clip((bound - self._best()) / (bound - reference), 0.0, 2.0))
+        return float(np.clip((bound - self._best()) / (bound - reference), -1.0, 2.0))  # < 0 only on emulated instances
 
     # ------------------------------------------------------------------ candidates and features
     def _pools(self, rng: np.random.Generator) -> list[np.ndarray]:

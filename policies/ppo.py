@@ -50,6 +50,10 @@ because the pools depend only on the seed and the history, a resumed run continu
 exactly as an uninterrupted one would.
 
 Options: ``policy_path`` (default ``policies/pretrained/ppo_<space>.zip``), ``greedy`` (default False).
+
+``ppo-edit`` (:class:`PPOEditSearch`, below) is the other action design of issue 17: the design card's
+edit actions in :class:`~env.gym_env.GemSearchEnv` with free surrogate queries, meta-trained on emulated
+instances (``python -m policies.train_ppo --tasks emulated --design edit``).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ import torch
 from stable_baselines3 import PPO
 from threadpoolctl import threadpool_limits
 
-from env.gym_env import CandidateSearchEnv
+from env.gym_env import CandidateSearchEnv, GemSearchEnv
 from env.objective import Objective
 from policies.base import Searcher, register
 
@@ -127,3 +131,64 @@ class PPOSearch(Searcher):
             "policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
             "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3),
         })
+
+
+EDIT_POLICY = PRETRAINED / "ppo_edit_binance.zip"
+
+
+@register("ppo-edit")
+class PPOEditSearch(Searcher):
+    """The edit design (``policies.train_ppo --design edit``): the policy edits one axis of the current
+    configuration at a time in :class:`~env.gym_env.GemSearchEnv`, and decides at each step whether to ask the
+    surrogate (a GP refitted on the real history; free, at most ``planning`` times in a row) or to spend a real
+    evaluation. Zero-shot: meta-trained on emulated instances, no learning during the run.
+
+    Acting as the policy's ``.json`` says (``acting``: chosen on its validation instances), draws from
+    ``default_rng([seed, step, 1])``; option ``greedy`` overrides it. Deterministic for a fixed seed. If the
+    policy wastes steps until the env truncates (``4 x budget x (1 + planning)`` steps) before the budget is
+    spent, the rest is spent on seeded uniform points (``stats["fallback_evaluations"]``), so the budget is
+    always spent. Resume: the env starts from the objective's stored history (best, recent evaluations,
+    surrogate), so an interrupted run continues, but not identically to an uninterrupted one.
+
+    Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``.
+    """
+
+    def search(self, objective: Objective, seed: int) -> None:
+        from policies.ablation import action_probabilities, choose
+
+        torch.set_num_threads(1)
+        path = Path(self.options.get("policy_path") or EDIT_POLICY)
+        if not path.exists():
+            raise FileNotFoundError(f"no pretrained edit policy at {path}; train one with\n    python -m policies.train_ppo "
+                                    f"--tasks emulated --split binance-to-bybit --design edit --out {path}")
+        model = PPO.load(path, device="cpu")
+        meta = json.loads(path.with_suffix(".json").read_text())
+        env = GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
+                           planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)))
+        if model.observation_space.shape != env.observation_space.shape:
+            raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
+                             f"space's {env.observation_space.shape} (the policy was trained on another space)")
+        greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
+        self.stats.update({"policy_path": str(path), "pretrain_timesteps": meta.get("timesteps"),
+                           "pretrain_wall_s": meta.get("train_wall_s"), "pretrain_split": meta.get("split")})
+        began = time.perf_counter()
+        decisions = 0
+        with threadpool_limits(limits=1):
+            observation, _ = env.reset(seed=seed)
+            done = objective.remaining == 0
+            while not done:
+                action = choose(action_probabilities(model, observation), greedy,
+                                np.random.default_rng([seed, env.steps, 1]))
+                observation, _, terminated, truncated, _ = env.step(action)
+                decisions += 1
+                done = terminated or truncated
+            fallback, rng, tries = 0, np.random.default_rng([seed, 0xFA11]), 0
+            while objective.remaining > 0 and tries < 100_000:
+                unit = objective.space.snap(rng.random((1, len(objective.space))))[0]
+                tries += 1
+                if not objective.seen(unit):
+                    objective(unit)
+                    fallback += 1
+        self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
+                           "fallback_evaluations": fallback,
+                           "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})

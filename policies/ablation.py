@@ -1,0 +1,276 @@
+"""What the learned PPO policies add over fixed rules on the same candidate generator or edit moves.
+
+    python -m policies.ablation --json [--budget 50] [--seeds 3] [--policies ppo_edit_binance ...]
+
+For every committed policy (``policies/pretrained/*.zip`` with its ``.json``) and every held-out
+**test** instance of its split (``policies.train_ppo.split_tasks``; policies trained on synthetic tasks
+use ``--split``'s test instances, all of them unseen by such a policy), the same environment is run
+with the policy and with fixed rules, ``--seeds`` seeds each, on the emulated instance as it is
+(no randomisation):
+
+* design ``candidates`` (:class:`~env.gym_env.CandidateSearchEnv`): ``slot k`` (always candidate ``k``,
+  for every ``k``) and ``uniform slot``;
+* design ``edit`` (:class:`~env.gym_env.GemSearchEnv` with planning): ``uniform`` (a uniformly random
+  action), ``random edit`` (a random axis set to a random value, evaluated at once), ``hill climb``
+  (back to the best configuration by a free surrogate query, then a random edit evaluated: a (1+1)
+  local search).
+
+Score: the normalised best, ``1 - regret`` with the regret of :func:`env.gym_env.regret_scale`
+(``(bound - best) / (bound - median)`` over 1,024 seeded random configurations scored by the emulator,
+bound = the best of them; clipped to ``[-1, 2]``), so 1 = the best of 1,024 random configurations,
+0 = a median random configuration, -1 = nothing feasible found, up to 2 above the random best. Printed per policy: ``learned`` (mean over instances and seeds, acting as
+the policy's ``acting`` says: chosen on validation instances, sampled for older policies), ``greedy``
+and ``sampled``, every fixed rule, ``best_fixed`` (the best rule's name and mean; picked on these
+test instances, which favours the rule), ``diff_ci`` (stratified bootstrap 95% CI of learned minus
+best fixed rule: instances resampled, then seeds within each; ``runs.stats.paired_difference``),
+the ``histogram`` of the learned policy's decisions, and its mean ``entropy`` (nats, and over the maximum).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from threadpoolctl import threadpool_limits
+
+from env.gym_env import SLOTS, CandidateSearchEnv, GemSearchEnv, regret_scale
+from env.objective import Objective
+
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+Act = Callable[[np.ndarray, Any, np.random.Generator], tuple[Any, "list[np.ndarray] | None"]]
+
+
+# ---------------------------------------------------------------------- acting
+def action_probabilities(model: PPO, observation: np.ndarray) -> list[np.ndarray]:
+    """The policy's probabilities: one array per action component (one for ``Discrete``, several for ``MultiDiscrete``)."""
+    with torch.no_grad():
+        obs = torch.as_tensor(np.asarray(observation)[None, :], dtype=torch.float32)
+        dist = model.policy.get_distribution(obs).distribution
+    return [d.probs[0].numpy().astype(float) for d in (dist if isinstance(dist, list) else [dist])]
+
+
+def choose(probs: list[np.ndarray], greedy: bool, rng: np.random.Generator) -> Any:
+    """The most probable value of each component (``greedy``) or one drawn with ``rng``; an int for one component."""
+    picks = [int(np.argmax(p)) if greedy else int(rng.choice(len(p), p=p / p.sum())) for p in probs]
+    return picks[0] if len(picks) == 1 else np.array(picks)
+
+
+def entropy(probs: list[np.ndarray]) -> float:
+    """Entropy (nats) of a decision: the sum over its independent components."""
+    return float(sum(-(p[p > 0] * np.log(p[p > 0])).sum() for p in probs))
+
+
+def learned(model: PPO, greedy: bool) -> Act:
+    def act(observation, env, rng):
+        probs = action_probabilities(model, observation)
+        return choose(probs, greedy, rng), probs
+    return act
+
+
+def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11) -> dict[str, Act]:
+    """The fixed rules compared with a policy of ``design`` (see the module docstring)."""
+    if design == "candidates":
+        rules: dict[str, Act] = {f"slot {k} ({name})": (lambda k: lambda obs, env, rng: (k, None))(k)
+                                 for k, name in enumerate(SLOTS)}
+        rules["uniform slot"] = lambda obs, env, rng: (int(rng.integers(len(SLOTS))), None)
+        return rules
+    real = [1] if planning else []
+
+    def uniform(obs, env, rng):
+        return np.array([rng.integers(n) for n in env.action_space.nvec]), None
+
+    def random_edit(obs, env, rng):
+        return np.array([rng.integers(d), rng.integers(n_bins)] + real), None
+
+    def hill_climb(obs, env, rng):
+        if planning and env.steps % 2 == 0:  # a free query moves the walk back to the best configuration
+            return np.array([d, 0, 0]), None
+        return random_edit(obs, env, rng)
+
+    return {"uniform": uniform, "random edit": random_edit, "hill climb": hill_climb}
+
+
+# ---------------------------------------------------------------------- episodes
+def make_search_env(design: str, objective: Objective, meta: dict[str, Any]):
+    """The environment a policy of ``design`` acts in on ``objective`` (no randomisation, no axis permutation)."""
+    if design == "candidates":
+        return CandidateSearchEnv(objective.space, objective_factory=lambda: objective)
+    return GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
+                        planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)))
+
+
+def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, meta: dict[str, Any],
+                scale: tuple[float, float]) -> tuple[float, list[Any], list[float]]:
+    """One search of ``budget`` real (emulated) evaluations: normalised best, the actions taken, their entropies."""
+    objective = Objective(problem, budget, searcher="ablation", seed=seed)
+    env = make_search_env(design, objective, meta)
+    observation, _ = env.reset(seed=seed)
+    actions, entropies, done = [], [], objective.remaining == 0
+    while not done:
+        action, probs = act(observation, env, np.random.default_rng([seed, env.steps, 1]))
+        actions.append(action)
+        if probs is not None:
+            entropies.append(entropy(probs))
+        observation, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    return normalised_best(objective, scale), actions, entropies
+
+
+def normalised_best(objective: Objective, scale: tuple[float, float]) -> float:
+    """``1 - regret`` of the best score found (``[-1, 2]``; -1 when nothing feasible was found)."""
+    bound, reference = scale
+    best = objective.best.score if objective.best is not None else -math.inf
+    if not math.isfinite(best):
+        return -1.0
+    return float(1.0 - np.clip((bound - best) / (bound - reference), -1.0, 2.0))
+
+
+def evaluate(design: str, act: Act, problems: Sequence[Any], budget: int, seeds: Iterable[int],
+             meta: dict[str, Any]) -> dict[str, Any]:
+    """Mean normalised best over ``problems`` x ``seeds``, the per-instance scores, actions and entropies."""
+    per_instance: dict[str, list[float]] = {}
+    actions: list[Any] = []
+    entropies: list[float] = []
+    with threadpool_limits(limits=1):
+        for problem in problems:
+            scale = regret_scale(problem, problem.space)
+            for seed in seeds:
+                score, taken, spread = run_episode(design, problem, budget, int(seed), act, meta, scale)
+                per_instance.setdefault(problem.instance, []).append(score)
+                actions += taken
+                entropies += spread
+    flat = [s for scores in per_instance.values() for s in scores]
+    return {"mean": float(np.mean(flat)), "per_instance": per_instance, "actions": actions, "entropies": entropies}
+
+
+def evaluate_policy(model: PPO, meta: dict[str, Any], problems: Sequence[Any], budget: int, seeds: Iterable[int],
+                    greedy: bool) -> dict[str, Any]:
+    """:func:`evaluate` with the policy acting (greedy or sampled); used by training to choose on validation instances."""
+    torch.set_num_threads(1)
+    return evaluate(meta.get("action_design", "candidates"), learned(model, greedy), problems, budget, seeds, meta)
+
+
+def histogram(design: str, actions: list[Any], d: int) -> dict[str, float]:
+    """Shares of the learned policy's decisions: per slot, or per kind of edit move."""
+    if not actions:
+        return {}
+    if design == "candidates":
+        counts = np.bincount(np.asarray(actions, dtype=int), minlength=len(SLOTS))
+        return {f"slot {k} ({name})": float(c / counts.sum()) for k, (name, c) in enumerate(zip(SLOTS, counts))}
+    moves: dict[str, int] = {}
+    for action in actions:
+        kind = "back to best" if int(action[0]) == d else "edit"
+        kind += " (surrogate query)" if len(action) > 2 and int(action[2]) == 0 else " (real)"
+        moves[kind] = moves.get(kind, 0) + 1
+    return {k: v / len(actions) for k, v in sorted(moves.items())}
+
+
+# ---------------------------------------------------------------------- report
+def default_split(emulators: Path | None = None) -> str:
+    """``binance-to-bybit`` when the real-v1 emulator is there, else ``synthetic-v1``."""
+    from surrogate.emulator import emulator_path
+
+    folder = {"folder": emulators} if emulators is not None else {}
+    return "binance-to-bybit" if emulator_path("real-v1", **folder).exists() else "synthetic-v1"
+
+
+def ablate(name: str, budget: int = 50, seeds: int = 3, split: str | None = None, folder: Path = PRETRAINED,
+           max_instances: int | None = None, reps: int = 2000, emulators: Path | None = None) -> dict[str, Any]:
+    """The ablation of one committed policy (see the module docstring); ``skipped`` says why when it cannot run."""
+    from policies.train_ppo import split_tasks
+    from runs.stats import paired_difference
+    from surrogate.emulator import emulator_path, suite_problems
+
+    meta = json.loads((folder / f"{name}.json").read_text())
+    design = meta.get("action_design", "candidates")
+    split = meta.get("split") or split or default_split(emulators)
+    tasks = split_tasks(split)
+    test = tasks["test_tasks"][:max_instances] if max_instances else tasks["test_tasks"]
+    out: dict[str, Any] = {"name": name, "action_design": design, "timesteps": meta.get("timesteps"), "split": split,
+                           "test_tasks": test, "budget": budget, "seeds": seeds}
+    space = meta.get("space", "joint")
+    path = emulator_path(tasks["suite"], None if space == "joint" else space,
+                         **({"folder": emulators} if emulators is not None else {}))
+    if not path.exists():
+        return out | {"skipped": f"no emulator of the {space!r} space for {tasks['suite']} ({path.name})"}
+    began = time.perf_counter()
+    problems = suite_problems(tasks["suite"], path=path, instances=test)
+    model = PPO.load(folder / f"{name}.zip", device="cpu")
+    env = make_search_env(design, Objective(problems[0], budget), meta)
+    if model.observation_space.shape != env.observation_space.shape:
+        return out | {"skipped": f"observation shape {model.observation_space.shape}, this version's "
+                                 f"{env.observation_space.shape}: retrain it"}
+    d = len(problems[0].space)
+    runs = {mode: evaluate_policy(model, meta, problems, budget, range(seeds), greedy=(mode == "greedy"))
+            for mode in ("greedy", "sampled")}
+    rules = {rule: evaluate(design, act, problems, budget, range(seeds), meta)
+             for rule, act in fixed_rules(design, d, int(meta.get("planning", 0)), int(meta.get("n_bins", 11))).items()}
+    acting = meta.get("acting", "sampled")
+    best_rule = max(rules, key=lambda r: rules[r]["mean"])
+    ids = [p.instance for p in problems]
+    diff = paired_difference([runs[acting]["per_instance"][i] for i in ids],
+                             [rules[best_rule]["per_instance"][i] for i in ids], reps=reps, seed=0)
+    spread = runs[acting]["entropies"]
+    max_entropy = float(np.log(env.action_space.n)) if design == "candidates" else float(np.log(env.action_space.nvec).sum())
+    return out | {
+        "acting": acting, "learned": runs[acting]["mean"],
+        "greedy": runs["greedy"]["mean"], "sampled": runs["sampled"]["mean"],
+        "fixed": {rule: result["mean"] for rule, result in rules.items()},
+        "best_fixed": {"rule": best_rule, "mean": rules[best_rule]["mean"]},
+        "diff_mean": diff["mean"], "diff_ci": diff["mean_ci"],
+        "per_instance_diff": dict(zip(ids, map(float, diff["differences"]))),
+        "histogram": histogram(design, runs[acting]["actions"], d),
+        "entropy": float(np.mean(spread)) if spread else None,
+        "entropy_over_max": float(np.mean(spread) / max_entropy) if spread else None,
+        "wall_s": round(time.perf_counter() - began, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per test instance")
+    parser.add_argument("--policies", nargs="*", default=None, help="names in policies/pretrained (default: all)")
+    parser.add_argument("--split", default=None, help="test instances for policies trained on synthetic tasks "
+                                                      "(default binance-to-bybit, or synthetic-v1 without real-v1)")
+    parser.add_argument("--max-instances", type=int, default=None, help="only the first N test instances (quick runs)")
+    parser.add_argument("--folder", type=Path, default=PRETRAINED)
+    parser.add_argument("--emulators", type=Path, default=None,
+                        help="folder of the emulator containers (default: the committed surrogate/emulators)")
+    parser.add_argument("--json", action="store_true", help="strict JSON on stdout")
+    args = parser.parse_args(argv)
+    names = args.policies or sorted(p.stem for p in args.folder.glob("*.json") if p.with_suffix(".zip").exists())
+    torch.set_num_threads(1)
+    report = [ablate(name, args.budget, args.seeds, args.split, args.folder, args.max_instances, emulators=args.emulators)
+              for name in names]
+    if args.json:
+        from runs.stats import json_safe
+
+        print(json.dumps(json_safe(report), indent=1, allow_nan=False))
+        return
+    for row in report:
+        if "skipped" in row:
+            print(f"{row['name']}: skipped ({row['skipped']})")
+            continue
+        lo, hi = row["diff_ci"]
+        print(f"{row['name']} ({row['action_design']}, {row['timesteps']:,} steps, split {row['split']}, "
+              f"{len(row['test_tasks'])} test instances x {row['seeds']} seeds, budget {row['budget']}):")
+        print(f"  learned ({row['acting']}) {row['learned']:.3f}  greedy {row['greedy']:.3f}  sampled {row['sampled']:.3f}")
+        print(f"  best fixed: {row['best_fixed']['rule']} {row['best_fixed']['mean']:.3f}; "
+              f"learned - best fixed {row['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+        print("  fixed: " + ", ".join(f"{k} {v:.3f}" for k, v in row["fixed"].items()))
+        print("  decisions: " + ", ".join(f"{k} {v:.0%}" for k, v in row["histogram"].items())
+              + f"; entropy {row['entropy']:.2f} nats ({row['entropy_over_max']:.0%} of max)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

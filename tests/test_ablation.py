@@ -1,0 +1,149 @@
+"""Issue 17: PPO meta-training on emulated instances (both action designs), ``--describe``, the ablation and ``ppo-edit``.
+
+Tiny sizes on the committed ``synthetic-v1`` emulator (split ``synthetic-v1``: train 01..06, validate 07, test 08).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3 import PPO
+
+import policies  # noqa: F401  (registers the searchers)
+from env.objective import Objective
+from policies import ablation
+from policies.base import make, run
+from policies.train_ppo import SPLITS, describe, load_tasks, main, make_env, split_tasks, train
+
+RANDOMISATION = {"scale": (0.5, 2.0), "shift": (-0.1, 0.1), "noise": (0.0, 0.1)}
+
+
+@pytest.fixture(scope="module")
+def training():
+    return load_tasks("synthetic-v1", "training_tasks")[:2]
+
+
+@pytest.fixture(scope="module")
+def tiny_edit(tmp_path_factory):
+    """An edit policy trained for 256 steps (2 envs x 128) on the synthetic-v1 split."""
+    out = tmp_path_factory.mktemp("pretrained") / "ppo_edit_tiny.zip"
+    meta = train("joint", 256, out, seed=0, budget=(8, 12), split="synthetic-v1", design="edit", n_envs=2,
+                 validation_seeds=1, checkpoint_every=0)
+    return out, meta
+
+
+def test_splits_keep_test_instances_out_of_training_and_validation():
+    for name in SPLITS:
+        tasks = split_tasks(name)
+        train_ids, validation, test = tasks["training_tasks"], tasks["validation_tasks"], tasks["test_tasks"]
+        assert train_ids and validation and test
+        assert not set(train_ids) & set(test) and not set(validation) & set(test) and not set(train_ids) & set(validation)
+    forward = split_tasks("binance-to-bybit")
+    assert all(i.startswith("binance-spot-") for i in forward["training_tasks"] + forward["validation_tasks"])
+    assert len(forward["test_tasks"]) == 10 and all(i.startswith("bybit-") for i in forward["test_tasks"])
+    assert forward["validation_tasks"] == ["binance-spot-2023-01", "binance-spot-2023-07"]
+    reverse = split_tasks("bybit-to-binance")
+    assert all(i.startswith("binance-spot-") for i in reverse["test_tasks"]) and len(reverse["training_tasks"]) == 8
+
+
+@pytest.mark.parametrize("design", ["candidates", "edit"])
+def test_both_designs_pass_check_env_on_emulated_instances_and_are_seeded(design, training):
+    env = make_env(design, "joint", (8, 12), "improvement", "synthetic-v1", problems=training,
+                   randomisation=RANDOMISATION)
+    check_env(env, skip_render_check=True)
+
+    def rollout(seed: int) -> list[float]:
+        obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        rewards, done = [], False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            assert env.observation_space.contains(obs) and math.isfinite(reward) and -1 <= info["regret"] <= 2
+            rewards.append(reward)
+            done = terminated or truncated
+        assert terminated and info["real_evaluations"] == env.objective.budget
+        return rewards
+
+    assert rollout(3) == rollout(3)
+
+
+def test_edit_planning_queries_are_free_and_bounded(training):
+    env = make_env("edit", "joint", (10, 10), "improvement", "synthetic-v1", problems=training, planning=2)
+    env.reset(seed=0)
+    used = env.objective.used
+    for _ in range(2):  # two free queries: the walk moves, the budget does not
+        _, reward, *_ , info = env.step(np.array([0, 5, 0]))
+        assert info["query"] and reward == 0.0 and env.objective.used == used
+    _, _, _, _, info = env.step(np.array([1, 5, 0]))  # the third query in a row is a real evaluation
+    assert not info["query"] and env.objective.used == used + 1
+
+
+def test_training_on_emulated_instances_resumes_and_records_the_split(tiny_edit, tmp_path):
+    out, meta = tiny_edit
+    assert meta["action_design"] == "edit" and meta["timesteps"] == 256 and meta["tasks"] == "emulated"
+    assert meta["training_tasks"] == [f"synthetic-v1-0{i}" for i in range(1, 7)]
+    assert meta["validation_tasks"] == ["synthetic-v1-07"] and meta["test_tasks"] == ["synthetic-v1-08"]
+    assert meta["acting"] in ("greedy", "sampled") and set(meta["validation"]["mean_normalised_best"]) == {"greedy", "sampled"}
+    assert meta["train_wall_s"] > 0 and meta["planning"] == 3
+    # a run "killed" after its first checkpoint (simulated: the checkpoint of a 256-step run, target 512) resumes
+    again = tmp_path / "ppo_cand.zip"
+    kwargs = dict(seed=1, budget=(8, 12), split="synthetic-v1", design="candidates", n_envs=2, validation_seeds=0,
+                  checkpoint_every=256)
+    first = train("joint", 256, again, **kwargs)
+    assert first["timesteps"] == 256 and first["action_design"] == "candidates"
+    from policies.train_ppo import checkpoint_path, save_checkpoint, run_settings
+    model = PPO.load(again, device="cpu")
+    settings = run_settings("joint", 512, 1, (8, 12), "improvement", None, split="synthetic-v1", design="candidates",
+                            n_envs=2, randomisation=RANDOMISATION)
+    save_checkpoint(checkpoint_path(again), model, {"settings": settings, "timesteps": 256, "target_timesteps": 512,
+                                                     "rows": [], "train_wall_s": 1.0, "resumed_from": []})
+    resumed = train("joint", 512, again, **kwargs)
+    assert resumed["timesteps"] == 512 and resumed["resumed_from"] == [256] and not checkpoint_path(again).exists()
+
+
+def test_describe_json_lists_every_committed_policy_with_its_split(tiny_edit, capsys):
+    out, _ = tiny_edit
+    rows = {r["name"]: r for r in describe(out.parent)}
+    row = rows["ppo_edit_tiny"]
+    assert row["action_design"] == "edit" and row["timesteps"] == 256 and row["test_tasks"] == ["synthetic-v1-08"]
+    main(["--describe", "--json"])
+    committed = json.loads(capsys.readouterr().out)
+    fields = {"name", "action_design", "timesteps", "training_tasks", "validation_tasks", "test_tasks"}
+    assert committed and all(fields <= set(r) for r in committed)
+    assert {"ppo_joint", "ppo_core"} <= {r["name"] for r in committed}
+    assert all(r["action_design"] in ("edit", "candidates") for r in committed)
+
+
+def test_ablation_json_fields_on_a_tiny_configuration(tiny_edit, capsys):
+    out, _ = tiny_edit
+    ablation.main(["--json", "--folder", str(out.parent), "--budget", "12", "--seeds", "2", "--split", "synthetic-v1"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "ppo_edit_tiny" and row["test_tasks"] == ["synthetic-v1-08"]
+    for key in ("learned", "best_fixed", "diff_ci", "histogram", "entropy", "greedy", "sampled", "fixed"):
+        assert key in row, key
+    assert set(row["fixed"]) == {"uniform", "random edit", "hill climb"}
+    lo, hi = row["diff_ci"]
+    assert lo <= row["diff_mean"] <= hi and abs(sum(row["histogram"].values()) - 1) < 1e-9
+
+
+def test_fixed_candidate_rules_cover_every_slot_and_uniform():
+    rules = ablation.fixed_rules("candidates", 35, 0)
+    assert len(rules) == 8 and "uniform slot" in rules
+
+
+def test_ppo_edit_searcher_spends_the_budget_and_is_deterministic(tiny_edit):
+    out, _ = tiny_edit
+    problem = load_tasks("synthetic-v1", "test_tasks")[0]
+
+    def once(seed: int):
+        objective = Objective(problem, 15, searcher="ppo-edit", seed=seed)
+        searcher = make("ppo-edit", policy_path=str(out))
+        run(searcher, objective, seed)
+        assert objective.used == 15 and searcher.stats["policy_decisions"] > 0
+        return [(r.params, r.score) for r in objective.history]
+
+    assert once(0) == once(0)
