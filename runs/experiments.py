@@ -442,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             args.instances = list(compare.QUICK_SUITE["instances"].get(suite.name, suite.ids[:4]))
     elif args.quick:
         args.universe, args.seeds, args.budget = "synthetic-small", 3, 60
-    label = (args.suite and Path(args.suite).stem) or args.universe.replace(":", "-")
+    label = ((args.source and Path(args.source).resolve().name) or (args.suite and Path(args.suite).stem)
+             or args.universe.replace(":", "-"))
     folder = (args.out / (args.name or f"{args.experiment}-{label}")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     RUNNERS[args.experiment](args, folder)

@@ -62,3 +62,18 @@ def test_deletion_experiment_writes_a_consistent_report(tmp_path):
     scores = [float(r.split("\t")[header.index("score")]) for r in rows[1:]]
     best = max(float(results["best_intact"]), float(results["best_deleted"]))
     assert best == max(scores)
+
+
+def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
+    """``--source FOLDER`` analyses a finished comparison without searching; its report folder is named after the
+    source (not after the default universe) and finds the same best configuration."""
+    assert main(["deletion", "--universe", "synthetic-small", "--budget", "6", "--seeds", "1", "--searchers", "random",
+                 "--out", str(tmp_path), "--name", "del"]) == 0
+    source = tmp_path / "del" / "search"
+    rows_before = (source / "trials.tsv").read_text()
+    assert main(["deletion", "--source", str(source), "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "deletion-synthetic").exists()
+    again = json.loads((tmp_path / "deletion-search" / "results.json").read_text())
+    first = json.loads((tmp_path / "del" / "results.json").read_text())
+    assert (again["best_intact"], again["best_deleted"]) == (first["best_intact"], first["best_deleted"])
+    assert (source / "trials.tsv").read_text() == rows_before  # nothing searched, nothing appended
