@@ -77,7 +77,7 @@ class GemSearchEnv(gym.Env):
       surrogate's standardised mean above the best and its std at the current configuration,
       its P(feasible), and the queries left.
     * ``reward="improvement"``: on problems with a known scale (:func:`regret_scale`: the analytic
-      bound of a :class:`~env.tasks.SyntheticTask`, ``score_bounds`` of an emulated instance), the
+      bound of a :class:`~env.tasks.SyntheticTask`, the best of 1,024 random points of an emulated instance), the
       decrease of the normalised simple regret at each real evaluation (shaped on the best so
       far, as :class:`CandidateSearchEnv`), minus ``REPEAT_PENALTY`` for a cache hit;
       queries earn 0. ``info["regret"]`` reports the regret. ``"legacy"``: the seed's reward.
@@ -164,10 +164,8 @@ class GemSearchEnv(gym.Env):
         return self._x[best], squash(float(self._y[best]))
 
     def _regret(self) -> float:
-        bound, reference = self.bound
         self._sync()
-        best = float(self._y.max()) if len(self._y) else -math.inf
-        return float(np.clip((bound - best) / (bound - reference), -1.0, 2.0)) if math.isfinite(best) else 2.0
+        return normalised_regret(float(self._y.max()) if len(self._y) else -math.inf, self.bound)
 
     def _sync(self) -> None:
         """Encode the history's records added since the last call (``self._x``, ``self._y``)."""
@@ -277,14 +275,20 @@ class GemSearchEnv(gym.Env):
         return self._observation(), float(reward), terminated, truncated, info
 
 
+def normalised_regret(best: float, scale: tuple[float, float]) -> float:
+    """``(bound - best) / (bound - reference)`` for ``scale = (bound, reference)`` (:func:`regret_scale`), clipped to
+    ``[-1, 2]``; 2 while nothing feasible was found (``best = -inf``)."""
+    bound, reference = scale
+    return float(np.clip((bound - best) / (bound - reference), -1.0, 2.0)) if math.isfinite(best) else 2.0
+
+
 def regret_scale(problem: Any, space: SearchSpace) -> tuple[float, float] | None:
     """``(bound, reference)`` of the normalised regret ``(bound - best) / (bound - reference)``, or None.
 
     * :class:`~env.tasks.SyntheticTask`: the analytic upper bound, and the median finite score of 256
       snapped uniform points seeded by the task;
     * an emulated instance (anything with ``evaluate_unit``): over 1,024 seeded snapped uniform points,
-      scored without noise, the median finite score (reference) and the highest (bound; the problem's
-      ``score_bounds`` upper end instead where it has one). So a regret of 0 is "as good as the best of
+      scored without noise, the median finite score (reference) and the highest (bound). So a regret of 0 is "as good as the best of
       1,024 random configurations"; better is negative (clipped at -1 by the envs), a rejection-only
       history is 2.
     """
@@ -297,8 +301,7 @@ def regret_scale(problem: Any, space: SearchSpace) -> tuple[float, float] | None
             problem = dataclasses.replace(problem, noise=0.0)  # the same landscape, scored in one batch
         scores = problem.evaluate_unit(space.snap(np.random.default_rng(0xB0B).random((1024, d))))
         finite = scores[np.isfinite(scores)]
-        bounds = getattr(problem, "score_bounds", None)
-        bound = bounds[1] if bounds is not None else (finite.max() if finite.size else 1.0)
+        bound = finite.max() if finite.size else 1.0
     else:
         return None
     finite = scores[np.isfinite(scores)]
@@ -484,8 +487,7 @@ class CandidateSearchEnv(gym.Env):
         return float(finite.max()) if finite.size else -math.inf
 
     def _regret(self) -> float:
-        bound, reference = self.bound
-        return float(np.clip((bound - self._best()) / (bound - reference), -1.0, 2.0))  # < 0 only on emulated instances
+        return normalised_regret(self._best(), self.bound)  # < 0 only on emulated instances
 
     # ------------------------------------------------------------------ candidates and features
     def _pools(self, rng: np.random.Generator) -> list[np.ndarray]:

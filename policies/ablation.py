@@ -41,7 +41,7 @@ import torch
 from stable_baselines3 import PPO
 from threadpoolctl import threadpool_limits
 
-from env.gym_env import SLOTS, CandidateSearchEnv, GemSearchEnv, regret_scale
+from env.gym_env import SLOTS, CandidateSearchEnv, GemSearchEnv, normalised_regret, regret_scale
 from env.objective import Objective
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
@@ -126,11 +126,7 @@ def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, met
 
 def normalised_best(objective: Objective, scale: tuple[float, float]) -> float:
     """``1 - regret`` of the best score found (``[-1, 2]``; -1 when nothing feasible was found)."""
-    bound, reference = scale
-    best = objective.best.score if objective.best is not None else -math.inf
-    if not math.isfinite(best):
-        return -1.0
-    return float(1.0 - np.clip((bound - best) / (bound - reference), -1.0, 2.0))
+    return 1.0 - normalised_regret(objective.best.score if objective.best is not None else -math.inf, scale)
 
 
 def evaluate(design: str, act: Act, problems: Sequence[Any], budget: int, seeds: Iterable[int],

@@ -46,7 +46,7 @@ from data import DataError
 from harness.integrity import contract_id
 from instances import Instance, InstanceError
 from strategy.space import SearchSpace
-from surrogate.emulator.dataset import EmulatorError, encode_rows, rows_sha256
+from surrogate.emulator.dataset import EmulatorError, encode_rows, file_sha256, rows_sha256
 
 FORMAT = "gemsearch-emulator"
 FORMAT_VERSION = 2
@@ -348,7 +348,7 @@ class EmulatorFile:
         if not self.path.exists():
             raise EmulatorError(f"{self.path}: no emulator file; build it with `python -m surrogate.emulator build "
                                 "--suite SUITE` (or pass another with --emulator)")
-        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.sha256 = file_sha256(self.path)
         try:
             with zipfile.ZipFile(self.path) as archive:
                 self._files = {name: archive.read(name) for name in archive.namelist()}
