@@ -13,7 +13,8 @@ with the policy and with fixed rules, ``--seeds`` seeds each, on the emulated in
 * design ``edit`` (:class:`~env.gym_env.GemSearchEnv` with planning): ``uniform`` (a uniformly random
   action), ``random edit`` (a random axis set to a random value, evaluated at once), ``hill climb``
   (back to the best configuration by a free surrogate query, then a random edit evaluated: a (1+1)
-  local search).
+  local search); for a policy with the fresh-point action (``explore``) also ``fresh point`` (always the
+  next Sobol point, evaluated: quasi-random search) and ``fresh or climb`` (either, with probability 1/2).
 
 Score: the normalised best, ``1 - regret`` with the regret of :func:`env.gym_env.regret_scale`
 (``(bound - best) / (bound - median)`` over 1,024 seeded random configurations scored by the emulator,
@@ -75,7 +76,7 @@ def learned(model: PPO, greedy: bool) -> Act:
     return act
 
 
-def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11) -> dict[str, Act]:
+def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11, explore: bool = False) -> dict[str, Act]:
     """The fixed rules compared with a policy of ``design`` (see the module docstring)."""
     if design == "candidates":
         rules: dict[str, Act] = {f"slot {k} ({name})": (lambda k: lambda obs, env, rng: (k, None))(k)
@@ -95,7 +96,16 @@ def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11) -> dict[st
             return np.array([d, 0, 0]), None
         return random_edit(obs, env, rng)
 
-    return {"uniform": uniform, "random edit": random_edit, "hill climb": hill_climb}
+    rules = {"uniform": uniform, "random edit": random_edit, "hill climb": hill_climb}
+    if explore:
+        def fresh_point(obs, env, rng):
+            return np.array([d + 1, 0] + real), None
+
+        def fresh_or_climb(obs, env, rng):
+            return fresh_point(obs, env, rng) if rng.random() < 0.5 else hill_climb(obs, env, rng)
+
+        rules |= {"fresh point": fresh_point, "fresh or climb": fresh_or_climb}
+    return rules
 
 
 # ---------------------------------------------------------------------- episodes
@@ -104,7 +114,8 @@ def make_search_env(design: str, objective: Objective, meta: dict[str, Any]):
     if design == "candidates":
         return CandidateSearchEnv(objective.space, objective_factory=lambda: objective)
     return GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
-                        planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)))
+                        planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)),
+                        explore=bool(meta.get("explore", False)))
 
 
 def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, meta: dict[str, Any],
@@ -163,7 +174,7 @@ def histogram(design: str, actions: list[Any], d: int) -> dict[str, float]:
         return {f"slot {k} ({name})": float(c / counts.sum()) for k, (name, c) in enumerate(zip(SLOTS, counts))}
     moves: dict[str, int] = {}
     for action in actions:
-        kind = "back to best" if int(action[0]) == d else "edit"
+        kind = {d: "back to best", d + 1: "fresh point"}.get(int(action[0]), "edit")
         kind += " (surrogate query)" if len(action) > 2 and int(action[2]) == 0 else " (real)"
         moves[kind] = moves.get(kind, 0) + 1
     return {k: v / len(actions) for k, v in sorted(moves.items())}
@@ -208,7 +219,8 @@ def ablate(name: str, budget: int = 50, seeds: int = 3, split: str | None = None
     runs = {mode: evaluate_policy(model, meta, problems, budget, range(seeds), greedy=(mode == "greedy"))
             for mode in ("greedy", "sampled")}
     rules = {rule: evaluate(design, act, problems, budget, range(seeds), meta)
-             for rule, act in fixed_rules(design, d, int(meta.get("planning", 0)), int(meta.get("n_bins", 11))).items()}
+             for rule, act in fixed_rules(design, d, int(meta.get("planning", 0)), int(meta.get("n_bins", 11)),
+                                          bool(meta.get("explore", False))).items()}
     acting = meta.get("acting", "sampled")
     best_rule = max(rules, key=lambda r: rules[r]["mean"])
     ids = [p.instance for p in problems]

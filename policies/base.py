@@ -38,6 +38,7 @@ from typing import Any, Callable, ClassVar
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
+from threadpoolctl import threadpool_limits
 
 from env import leases
 from env.objective import BudgetExhausted, Candidate, Objective
@@ -56,6 +57,9 @@ class Searcher(abc.ABC):
     name: ClassVar[str] = ""
     parallel: ClassVar[bool] = False
     """Whether several workers can evaluate within one run of this searcher (``ask_parallel``)."""
+    proposal_s: ClassVar[float] = 0.0
+    """Typical seconds of the searcher's own proposing per evaluation (docs/PERFORMANCE.md, 35 axes, one core).
+    Used only to queue costly runs first, so that the workers of an experiment finish together."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -92,11 +96,19 @@ def make(name: str, **options: Any) -> Searcher:
     return cls(**options)
 
 
+BLAS_THREADS = 1
+"""BLAS threads while a searcher runs. One: the model-based searchers' matrices are small (tens to hundreds of
+rows), so extra threads only contend with the other workers of an experiment (gp proposed 4x slower with 2 jobs
+on 2 cores), and a fixed count makes proposals independent of the machine's cores (gp's proposals, which take an
+argmax over floating-point acquisition values, differed between 1 and 2 threads)."""
+
+
 def run(searcher: Searcher, objective: Objective, seed: int) -> list[TrialRecord]:
     """Run ``searcher`` until the budget is spent (or it stops early); return the full history."""
     began = time.perf_counter()
     try:
-        searcher.search(objective, seed)
+        with threadpool_limits(limits=BLAS_THREADS):
+            searcher.search(objective, seed)
     except BudgetExhausted:
         pass
     searcher.stats.setdefault("search_wall_s", time.perf_counter() - began)
@@ -127,7 +139,8 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
                 break
             time.sleep(poll_s)
             continue
-        trial = searcher.ask_parallel(study, objective, seed)
+        with threadpool_limits(limits=BLAS_THREADS):
+            trial = searcher.ask_parallel(study, objective, seed)
         if "slot" not in trial.user_attrs:  # another lane took the last slot between the count and the ask
             trial.set_user_attr("no_slot", True)
             study.tell(trial, state=TrialState.FAIL)

@@ -62,6 +62,7 @@ def tuning_point(n: int, every_step_until: int = 15) -> int:
 class GPBayesOpt(Searcher):
     """GP-BO over the objective's space. Options: ``n_init`` (start design size, default 10)."""
 
+    proposal_s = 0.3
     parallel = True
 
     def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
@@ -96,8 +97,10 @@ class GPBayesOpt(Searcher):
                 return
             guard(point)
         tuned: tuple[int, GPSurrogate] | None = None
+        encoded: list[np.ndarray] = []  # the history's unit points, encoded once each (the history only grows)
         while not guard.done:
-            x = np.array([space.encode(space.params(r.params)) for r in objective.history])
+            encoded += [space.encode(space.params(r.params)) for r in objective.history[len(encoded):]]
+            x = np.array(encoded)
             y = np.array([r.score for r in objective.history], dtype=float)
             t = tuning_point(len(y))
             if tuned is None or tuned[0] != t:

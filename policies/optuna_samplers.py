@@ -124,6 +124,7 @@ class TPESearch(OptunaSearcher):
     * ``seed``: per ask, see the module docstring.
     """
 
+    proposal_s = 0.1
     parallel = True
 
     def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
@@ -162,6 +163,7 @@ class OptunaGPSearch(OptunaSearcher):
     * ``seed``: the run's seed, one sampler per ``search`` call (see the module docstring).
     """
 
+    proposal_s = 0.5
     reseed_every_ask = False
 
     def sampler(self, seed: int) -> BaseSampler:
@@ -224,6 +226,8 @@ class CmaEsSearch(OptunaSearcher):
     the resumed run continues without repeating or losing an evaluation but its
     later draws differ from the uninterrupted run's (tested as such).
     """
+
+    proposal_s = 0.07
 
     def search(self, objective: Objective, seed: int) -> None:
         self._dims = sum(axis.kind in ("int", "float") for axis in objective.space.axes)

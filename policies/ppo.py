@@ -61,15 +61,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from stable_baselines3 import PPO
-from threadpoolctl import threadpool_limits
 
 from env.gym_env import CandidateSearchEnv, GemSearchEnv
 from env.objective import Objective
 from policies.base import Searcher, register
+
+if TYPE_CHECKING:  # torch and stable-baselines3 load in seconds: only when a policy acts
+    from stable_baselines3 import PPO
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 
@@ -83,6 +84,8 @@ def default_policy_path(space_name: str) -> Path:
 class PPOSearch(Searcher):
     """Zero-shot PPO candidate choice on GP features (see the module docstring)."""
 
+    proposal_s = 0.05
+
     def _load(self, objective: Objective) -> tuple[PPO, dict]:
         space = objective.space
         path = Path(self.options.get("policy_path") or default_policy_path(space.name))
@@ -91,6 +94,8 @@ class PPOSearch(Searcher):
                 f"no pretrained PPO policy for the {space.name!r} space ({len(space)} axes) at {path}; train one with\n"
                 f"    python -m policies.train_ppo --space {space.name} --steps 60000 --out {path}"
             )
+        from stable_baselines3 import PPO
+
         model = PPO.load(path, device="cpu")
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -99,12 +104,16 @@ class PPOSearch(Searcher):
     @staticmethod
     def _act(model: PPO, observation: np.ndarray, greedy: bool, rng: np.random.Generator) -> int:
         """The policy's most probable candidate (``greedy``) or one drawn from its probabilities with ``rng``."""
+        import torch
+
         with torch.no_grad():
             obs = torch.as_tensor(observation[None, :], dtype=torch.float32)
             probs = model.policy.get_distribution(obs).distribution.probs[0].numpy().astype(float)
         return int(np.argmax(probs)) if greedy else int(rng.choice(len(probs), p=probs / probs.sum()))
 
     def search(self, objective: Objective, seed: int) -> None:
+        import torch
+
         torch.set_num_threads(1)
         model, meta = self._load(objective)
         env = CandidateSearchEnv(objective.space, objective_factory=lambda: objective)
@@ -119,14 +128,13 @@ class PPOSearch(Searcher):
         began = time.perf_counter()
         decisions = 0
         greedy = bool(self.options.get("greedy", False))
-        with threadpool_limits(limits=1):  # small matrices; also keeps results independent of thread counts
-            observation, _ = env.reset(seed=seed)
-            done = objective.remaining == 0
-            while not done:
-                action = self._act(model, observation, greedy, np.random.default_rng([seed, objective.used, 1]))
-                observation, _, terminated, truncated, _ = env.step(action)
-                decisions += 1
-                done = terminated or truncated
+        observation, _ = env.reset(seed=seed)
+        done = objective.remaining == 0
+        while not done:
+            action = self._act(model, observation, greedy, np.random.default_rng([seed, objective.used, 1]))
+            observation, _, terminated, truncated, _ = env.step(action)
+            decisions += 1
+            done = terminated or truncated
         self.stats.update({
             "policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
             "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3),
@@ -153,7 +161,12 @@ class PPOEditSearch(Searcher):
     Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``.
     """
 
+    proposal_s = 0.05
+
     def search(self, objective: Objective, seed: int) -> None:
+        import torch
+        from stable_baselines3 import PPO
+
         from policies.ablation import action_probabilities, choose
 
         torch.set_num_threads(1)
@@ -164,7 +177,8 @@ class PPOEditSearch(Searcher):
         model = PPO.load(path, device="cpu")
         meta = json.loads(path.with_suffix(".json").read_text())
         env = GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
-                           planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)))
+                           planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)),
+                           explore=bool(meta.get("explore", False)))
         if model.observation_space.shape != env.observation_space.shape:
             raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
                              f"space's {env.observation_space.shape} (the policy was trained on another space)")
@@ -173,22 +187,21 @@ class PPOEditSearch(Searcher):
                            "pretrain_wall_s": meta.get("train_wall_s"), "pretrain_split": meta.get("split")})
         began = time.perf_counter()
         decisions = 0
-        with threadpool_limits(limits=1):
-            observation, _ = env.reset(seed=seed)
-            done = objective.remaining == 0
-            while not done:
-                action = choose(action_probabilities(model, observation), greedy,
-                                np.random.default_rng([seed, env.steps, 1]))
-                observation, _, terminated, truncated, _ = env.step(action)
-                decisions += 1
-                done = terminated or truncated
-            fallback, rng, tries = 0, np.random.default_rng([seed, 0xFA11]), 0
-            while objective.remaining > 0 and tries < 100_000:
-                unit = objective.space.snap(rng.random((1, len(objective.space))))[0]
-                tries += 1
-                if not objective.seen(unit):
-                    objective(unit)
-                    fallback += 1
+        observation, _ = env.reset(seed=seed)
+        done = objective.remaining == 0
+        while not done:
+            action = choose(action_probabilities(model, observation), greedy,
+                            np.random.default_rng([seed, env.steps, 1]))
+            observation, _, terminated, truncated, _ = env.step(action)
+            decisions += 1
+            done = terminated or truncated
+        fallback, rng, tries = 0, np.random.default_rng([seed, 0xFA11]), 0
+        while objective.remaining > 0 and tries < 100_000:
+            unit = objective.space.snap(rng.random((1, len(objective.space))))[0]
+            tries += 1
+            if not objective.seen(unit):
+                objective(unit)
+                fallback += 1
         self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
                            "fallback_evaluations": fallback,
                            "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})

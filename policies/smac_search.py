@@ -168,6 +168,8 @@ class _Teller:
 class SmacSearch(Searcher):
     """SMAC3's ``HyperparameterOptimizationFacade`` by ask/tell (settings and -inf handling: module docstring)."""
 
+    proposal_s = 0.85
+
     def search(self, objective: Objective, seed: int) -> None:
         try:
             from smac import HyperparameterOptimizationFacade, Scenario
@@ -185,6 +187,7 @@ class SmacSearch(Searcher):
             model._rf_opts["n_jobs"] = N_JOBS  # no public argument; the forest is the same, see N_JOBS
             maximizer = HyperparameterOptimizationFacade.get_acquisition_maximizer(
                 scenario, challengers=int(self.options.get("challengers", 10_000)))
+            ordered_start_points(maximizer._local_search)
             facade = HyperparameterOptimizationFacade(scenario, target_function=_never_called, model=model,
                                                       acquisition_maximizer=maximizer, overwrite=True,
                                                       logging_level=False)
@@ -197,6 +200,27 @@ class SmacSearch(Searcher):
                     break  # nothing new left to propose: converged on a small space
                 record = guard(values(info.config, objective.space))
                 teller.tell(info, record.score)
+
+
+def ordered_start_points(local_search: Any) -> None:
+    """Make SMAC's local search independent of Python's per-process string hashing.
+
+    SMAC 2.4.1's ``LocalSearch._get_initial_points`` removes duplicate start points with
+    ``list(set(configurations))``, and a ``Configuration`` hashes its ``repr``, which holds strings: Python
+    randomises string hashes per process (``PYTHONHASHSEED``), so the start points came out in a different
+    order in every process, the local search drew its random neighbours for them in that order, and the
+    same seed proposed different configurations from its first model-based step on (three ``--quick`` runs
+    differed at evaluation 16 of every seed). Here the start points are sorted by their vector
+    representation, the same order in every process.
+    """
+    import numpy as np
+
+    original = local_search._get_initial_points
+
+    def ordered(*args: Any, **kwargs: Any) -> list[Any]:
+        return sorted(original(*args, **kwargs), key=lambda config: tuple(np.nan_to_num(config.get_array(), nan=-1.0)))
+
+    local_search._get_initial_points = ordered
 
 
 def _never_called(config: Any, seed: int = 0) -> float:

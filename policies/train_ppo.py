@@ -84,6 +84,8 @@ ROLLOUT = N_ENVS * PPO_SETTINGS["n_steps"]
 CHECKPOINT_EVERY = 10_000
 PLANNING = 3
 """Edit design: free surrogate queries allowed per real evaluation."""
+EXPLORE = True
+"""Edit design: the fresh-point action (``GemSearchEnv(explore=True)``: the next point of a Sobol sequence)."""
 RANDOMISATION = {"scale": (0.5, 2.0), "shift": (-0.1, 0.1), "noise": (0.0, 0.1)}
 """Per-episode randomisation of emulated instances (``EpisodeSampler``): log-uniform score scale, uniform
 shift (score units), Gaussian noise as a share of the instance's finite-score std."""
@@ -159,7 +161,7 @@ def make_env(design: str, space: str, budget: tuple[int, int], reward: str, spli
     if design == "candidates":
         return CandidateSearchEnv(sampler.space, objective_factory=sampler, reward=reward)
     return GemSearchEnv(budget=budget[1], objective_factory=sampler, planning=planning, reward="improvement",
-                        permute_axes=True)
+                        permute_axes=True, explore=EXPLORE)
 
 
 def run_settings(space: str, steps: int, seed: int, budget: tuple[int, int], reward: str,
@@ -173,7 +175,7 @@ def run_settings(space: str, steps: int, seed: int, budget: tuple[int, int], rew
         settings |= {"split": split, "design": design,
                      "randomisation": {k: list(v) for k, v in (randomisation or {}).items() if v is not None}}
         if design == "edit":
-            settings["planning"] = int(planning)
+            settings |= {"planning": int(planning), "explore": EXPLORE}
     return settings
 
 
@@ -410,7 +412,7 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
                  "training_tasks": tasks["training_tasks"], "validation_tasks": tasks["validation_tasks"],
                  "test_tasks": tasks["test_tasks"], "randomisation": settings["randomisation"]}
         if design == "edit":
-            meta |= {"planning": planning, "n_bins": 11, "permute_axes": True}
+            meta |= {"planning": planning, "n_bins": 11, "permute_axes": True, "explore": EXPLORE}
         if validation_seeds > 0:  # the only choice made after training, on the validation instances
             from policies.ablation import evaluate_policy
 

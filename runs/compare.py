@@ -48,7 +48,7 @@ from harness import CONTRACT_VERSION, WindowError, evaluate_holdout
 from instances import Instance, InstanceError, load_suite
 from instances.pool import DEFAULTS_INDEX, current_rows, pool_path, pool_points, read_pool
 from instances.warm import warm
-from runs import analysis, plots, stats, worker
+from runs import analysis, stats, worker
 from strategy.diskcache import no_writes
 from strategy.space import SPACES, SearchSpace
 
@@ -431,6 +431,13 @@ def specs_of(config: dict[str, Any], storage: str, folder: Path) -> list[RunSpec
             for instance in config_instances(config) for searcher in config["searchers"] for seed in config["seeds"]]
 
 
+def queue_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """The runs in the order workers take them: the searchers with the costliest proposals first
+    (``Searcher.proposal_s``; longest-first scheduling, so that no worker is left alone with a slow run at the end),
+    otherwise as configured. The order changes when runs happen, never what they compute."""
+    return sorted(specs, key=lambda spec: -policies.SEARCHERS[spec.searcher].proposal_s)
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -515,6 +522,8 @@ def cost_table(infos: Sequence[dict[str, Any]]) -> list[str]:
 def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, storage: str,
            infos: Sequence[dict[str, Any]]) -> int:
     """Merge, summarise, plot and report a finished comparison."""
+    from runs import plots  # matplotlib: loaded by the process that reports, not by every worker
+
     for spec in specs:  # write any rows this machine lacks (runs done by other workers) from the studies
         _store(spec)
     runs = load_runs(specs)
@@ -827,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
             if queue.config is not None:
                 same_objective(queue.config, config)
             queue.submit({k: v for k, v in config.items() if k != "jobs"},
-                         [(spec.instance_id, spec.searcher, spec.seed, spec.lanes) for spec in specs])
+                         [(spec.instance_id, spec.searcher, spec.seed, spec.lanes) for spec in queue_order(specs)])
             for spec in specs:
                 if spec.shared:
                     _store(spec, tsv=False).ensure_slots(spec.budget)

@@ -121,8 +121,8 @@ class GPSurrogate:
             candidates.append(np.where(mask, np.clip(picks + rng.normal(0, 0.15, (n_local, d)), 0, 1), picks))
         pool = np.unique(self.space.snap(np.vstack(candidates)), axis=0)
         if len(x_seen):
-            seen = {tuple(np.round(row, 9)) for row in self.space.snap(x_seen)}
-            pool = pool[[tuple(np.round(row, 9)) not in seen for row in pool]]
+            seen = {row.tobytes() for row in np.round(self.space.snap(x_seen), 9) + 0.0}  # + 0.0: -0.0 equals 0.0
+            pool = pool[[row.tobytes() not in seen for row in np.round(pool, 9) + 0.0]]
         if len(pool) == 0:
             return self.space.snap(rng.random((1, d)))[0]
         return pool[int(np.argmax(self.expected_improvement(pool)))]

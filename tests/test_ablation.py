@@ -125,7 +125,9 @@ def test_ablation_json_fields_on_a_tiny_configuration(tiny_edit, capsys):
     assert row["name"] == "ppo_edit_tiny" and row["test_tasks"] == ["synthetic-v1-08"]
     for key in ("learned", "best_fixed", "diff_ci", "histogram", "entropy", "greedy", "sampled", "fixed"):
         assert key in row, key
-    assert set(row["fixed"]) == {"uniform", "random edit", "hill climb"}
+    assert set(row["fixed"]) == {"uniform", "random edit", "hill climb", "fresh point", "fresh or climb"}
+    assert set(row["histogram"]) <= {f"{move} ({kind})" for move in ("edit", "back to best", "fresh point")
+                                     for kind in ("real", "surrogate query")}
     lo, hi = row["diff_ci"]
     assert lo <= row["diff_mean"] <= hi and abs(sum(row["histogram"].values()) - 1) < 1e-9
 

@@ -211,3 +211,21 @@ def test_smac_imputes_rejections_at_the_worst_finite_cost():
         statuses = [facade.runhistory[k].status for k in facade.runhistory]
         assert statuses == [StatusType.CRASHED, StatusType.SUCCESS, StatusType.SUCCESS, StatusType.CRASHED]
         assert facade.intensifier.get_incumbent() == infos[1].config
+
+
+def test_smac_proposes_the_same_in_processes_with_different_string_hashing():
+    """SMAC deduplicates its local-search start points through a set (``policies.smac_search.ordered_start_points``):
+    without the fix, the proposals after the initial design changed with ``PYTHONHASHSEED``."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import policies; from env import Objective, SyntheticTask; from env.records import params_key; "
+            "from strategy.space import SearchSpace; "
+            "o = Objective(SyntheticTask(SearchSpace('joint'), seed=3), budget=20, searcher='smac', seed=0); "
+            "policies.run(policies.make('smac'), o, 0); print('|'.join(params_key(r.params) for r in o.history))")
+    root = Path(__file__).resolve().parents[1]
+    traces = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout.strip().splitlines()[-1]
+              for h in (1, 2)}
+    assert len(traces) == 1 and next(iter(traces)).count("|") == 19

@@ -221,3 +221,13 @@ def test_two_runs_of_one_comparison_give_byte_identical_tables(tmp_path):
     assert summaries[0]["aggregate"] == summaries[1]["aggregate"]
     assert summaries[0]["n_instances"] + len(summaries[0]["excluded"]) == 2  # an excluded instance says why
     assert set(summaries[0]["aggregate"]) == {"random", "phased", "tpe"} and "friedman_p" in summaries[0]
+
+
+def test_workers_take_the_costliest_searchers_first():
+    from runs.compare import RunSpec, queue_order
+
+    specs = [RunSpec("x", "/tmp", "journal:/tmp/x", "{}", 10, name, seed, 1, "")
+             for name in ("random", "smac", "tpe", "gp", "phased") for seed in (0, 1)]
+    order = [(s.searcher, s.seed) for s in queue_order(specs)]
+    assert order[:4] == [("smac", 0), ("smac", 1), ("gp", 0), ("gp", 1)]
+    assert order[4:6] == [("tpe", 0), ("tpe", 1)] and set(order) == {(s.searcher, s.seed) for s in specs}

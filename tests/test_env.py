@@ -146,6 +146,25 @@ def test_gymnasium_and_sb3_env_checkers_pass_on_the_cheap_backend():
     sb3_check_env(GemSearchEnv(backend="task", budget=15, task_seed=0))
 
 
+def test_fresh_point_action_walks_the_episode_sobol_sequence():
+    """``explore=True``: axis ``d + 1`` jumps to the next point of a Sobol sequence seeded by the reset."""
+    def jumps(seed: int) -> list[np.ndarray]:
+        e = GemSearchEnv(backend="task", budget=6, task_seed=0, explore=True, planning=1, reward="improvement")
+        e.reset(seed=seed)
+        points = []
+        for real in (0, 1, 1):  # a free query, then two real evaluations
+            _, _, _, _, info = e.step(np.array([e.d + 1, 0, real]))
+            assert info["query"] == (real == 0)
+            points.append(e.current.copy())
+        return points
+
+    check_env(GemSearchEnv(backend="task", budget=6, task_seed=0, explore=True, planning=1), skip_render_check=True)
+    first = jumps(3)
+    assert len({p.tobytes() for p in first}) == 3  # a new point at each jump, queried or evaluated
+    assert all(np.array_equal(a, b) for a, b in zip(first, jumps(3)))
+    assert not np.array_equal(first[0], jumps(4)[0])
+
+
 def test_registered_env_runs_an_episode_to_the_budget():
     environment = gym.make(env.ENV_ID, backend="task", budget=10, task_seed=1)
     obs, _ = environment.reset(seed=0)

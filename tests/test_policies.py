@@ -271,3 +271,24 @@ def _median_gap(name: str, budget: int, space: SearchSpace, task_seeds: tuple[in
 ])
 def test_smart_searchers_beat_random(name, budget, task_seeds):
     assert _median_gap(name, budget, CORE, task_seeds) < _median_gap("random", budget, CORE, task_seeds)
+
+
+def test_searchers_propose_with_one_blas_thread():
+    """``policies.base.run`` holds BLAS at ``BLAS_THREADS`` while a searcher runs (results independent of the cores)."""
+    from threadpoolctl import threadpool_info
+
+    from policies.base import BLAS_THREADS, SEARCHERS, Searcher, register
+
+    seen: list[int] = []
+
+    @register("blas-probe-test")
+    class Probe(Searcher):
+        def search(self, objective, seed):
+            seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+            objective(np.full(len(objective.space), 0.5))
+
+    try:
+        run(make("blas-probe-test"), _objective("blas-probe-test", 1), 0)
+    finally:
+        SEARCHERS.pop("blas-probe-test", None)
+    assert seen and set(seen) == {BLAS_THREADS}
