@@ -152,10 +152,10 @@ def test_a_thousand_predictions_take_under_10_ms(landscape):
     probe = CORE.snap(np.random.default_rng(0).random((1000, len(CORE))))
     emulator.scores(probe)
     best = math.inf
-    for _ in range(10):
-        began = time.perf_counter()
+    for _ in range(10):  # CPU time of this process (the models predict on one thread): a busy machine's other
+        began = time.process_time()  # processes do not count, as they would in wall time
         emulator.scores(probe)
-        best = min(best, time.perf_counter() - began)
+        best = min(best, time.process_time() - began)
     assert best < 0.010
 
 
