@@ -197,8 +197,13 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
                 lost += 1
                 continue
             except Exception:
-                errors.append(f"{claim.instance} {claim.searcher} seed {claim.seed}: {traceback.format_exc()}")
-                queue.failed(claim, errors[-1])
+                error = f"{claim.instance} {claim.searcher} seed {claim.seed}: {traceback.format_exc()}"
+                try:
+                    queue.failed(claim, error)
+                except UpdateFinishedTrialError:  # taken back before it raised (a frozen worker whose database
+                    lost += 1  # session ended): the replacement claim redoes the run, this error is not its
+                    continue
+                errors.append(error)
                 continue
             finally:
                 holder.release(queue.study, claim.number)

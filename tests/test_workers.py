@@ -202,3 +202,26 @@ def test_a_frozen_worker_loses_its_run_by_heartbeat_and_nothing_it_writes_after_
     _check_studies(postgres_url, name, [("random", 0), ("tpe", 0)], 40, late=1)
     assert main(["--storage", postgres_url, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path)]) == 0
     assert _trials(tmp_path / name) == _trials(tmp_path / "single" / "ref")
+
+
+def test_a_run_that_raises_after_its_claim_was_taken_back_is_lost_not_a_crash(tmp_path):
+    """A worker frozen past the grace period can wake into errors (PostgreSQL ended its session); by then the
+    claim belongs to a rescuer, so the error is counted as a lost run and the worker goes on (it used to die
+    with ``UpdateFinishedTrialError`` while marking the taken-back claim failed)."""
+    from env import leases
+    from runs import worker
+
+    storage = f"journal:{tmp_path / 'q.journal'}"
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "random", "--seeds", "1",
+             "--budget", "5", "--storage", storage, "--name", "taken", "--jobs", "0", "--out", str(tmp_path)]
+    assert main(setup) == 0
+    queue = worker.ExperimentQueue(storage, "taken")
+
+    def taken_back_then_raises(spec, progress, holder=None, check=None):
+        [claim] = queue.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        assert leases._fail(queue.study, claim)  # what a rescuer's reclaim does to a stale claim
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    summary = worker.work(storage, "taken", tmp_path, max_runs=1, poll_s=0.01, execute=taken_back_then_raises)
+    assert summary == {"runs": [], "errors": [], "lost": 1}
+    assert queue.status()["failed"] == 0
