@@ -65,7 +65,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from env.gym_env import CandidateSearchEnv, GemSearchEnv
 from env.objective import Objective
 from policies.base import Searcher, register
 
@@ -114,9 +113,11 @@ class PPOSearch(Searcher):
     def search(self, objective: Objective, seed: int) -> None:
         import torch
 
+        from policies.ablation import make_search_env
+
         torch.set_num_threads(1)
         model, meta = self._load(objective)
-        env = CandidateSearchEnv(objective.space, objective_factory=lambda: objective)
+        env = make_search_env("candidates", objective, meta)
         if model.observation_space.shape != env.observation_space.shape:
             raise ValueError(f"{meta['path']}: observation shape {model.observation_space.shape} does not match "
                              f"this version's {env.observation_space.shape}; retrain with python -m policies.train_ppo")
@@ -167,7 +168,7 @@ class PPOEditSearch(Searcher):
         import torch
         from stable_baselines3 import PPO
 
-        from policies.ablation import action_probabilities, choose
+        from policies.ablation import action_probabilities, choose, make_search_env
 
         torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or EDIT_POLICY)
@@ -176,9 +177,7 @@ class PPOEditSearch(Searcher):
                                     f"--tasks emulated --split binance-to-bybit --design edit --out {path}")
         model = PPO.load(path, device="cpu")
         meta = json.loads(path.with_suffix(".json").read_text())
-        env = GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
-                           planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)),
-                           explore=bool(meta.get("explore", False)))
+        env = make_search_env("edit", objective, meta)
         if model.observation_space.shape != env.observation_space.shape:
             raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
                              f"space's {env.observation_space.shape} (the policy was trained on another space)")
