@@ -184,7 +184,7 @@ class GemSearchEnv(gym.Env):
             self._x, self._y, self._synced = np.zeros((0, self.d)), np.zeros(0), self.objective
         new = self.objective.history[len(self._y):]
         if new:
-            self._x = np.vstack([self._x, [self.space.encode(self.space.params(r.params)) for r in new]])
+            self._x = np.vstack([self._x, [self.space.encode_values(r.params) for r in new]])
             self._y = np.append(self._y, [r.score for r in new])
 
     # ------------------------------------------------------------------ planning: the free surrogate
@@ -459,7 +459,7 @@ class CandidateSearchEnv(gym.Env):
         self.episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
         self.objective = self._new_objective(int(self.np_random.integers(self.budget_range[0], self.budget_range[1] + 1)), seed)
         self.budget = self.objective.budget
-        self.x = np.array([self.space.encode(self.space.params(r.params)) for r in self.objective.history]).reshape(-1, self.d)
+        self.x = np.array([self.space.encode_values(r.params) for r in self.objective.history]).reshape(-1, self.d)
         self.y = np.array([r.score for r in self.objective.history], dtype=float)
         self.seen = {self._key(u) for u in self.x}
         self.steps = 0
@@ -488,7 +488,7 @@ class CandidateSearchEnv(gym.Env):
             return
         record = self.objective(unit)
         # the state holds what the history holds (as a resumed run rebuilds it), not the proposal itself
-        stored = self.space.encode(self.space.params(record.params))
+        stored = self.space.encode_values(record.params)
         self.x = np.vstack([self.x, stored[None, :]])
         self.y = np.append(self.y, record.score)
         self.seen.add(self._key(stored))
@@ -516,9 +516,9 @@ class CandidateSearchEnv(gym.Env):
             mask[np.arange(POOL_LOCAL), rng.integers(self.d, size=POOL_LOCAL)] = True
             step = rng.normal(0.0, radius, (POOL_LOCAL, self.d))
             pools.append(np.where(mask, incumbent + step, incumbent))
+        snapped = self.space.snap(np.vstack(pools))  # one pass over the axes for all pools (snapping is row-wise)
         out = []
-        for pool in pools:
-            pool = self.space.snap(pool)
+        for pool in np.split(snapped, np.cumsum([len(p) for p in pools[:-1]])):
             keep = [row.tobytes() not in self.seen for row in np.round(pool, 6)]
             pool = pool[keep] if any(keep) else self.space.snap(rng.random((1, self.d)))
             out.append(pool)

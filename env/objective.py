@@ -136,7 +136,9 @@ class Objective:
 
     def seen(self, candidate: Candidate) -> bool:
         """Whether ``candidate`` was already evaluated (a free cache hit)."""
-        return params_key(self.space.values(self.to_params(candidate))) in self._cache
+        if isinstance(candidate, (EnsembleParams, Mapping)):
+            return params_key(self.space.values(self.to_params(candidate))) in self._cache
+        return params_key(self.space.decode_values(np.asarray(candidate, dtype=float))) in self._cache
 
     # ------------------------------------------------------------------ evaluation
     def to_params(self, candidate: Candidate) -> EnsembleParams:

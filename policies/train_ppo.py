@@ -349,8 +349,11 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
     began = time.perf_counter()
     with threadpool_limits(limits=1):  # tiny matrices: BLAS threads only cost time on a shared machine
         def factory(i: int) -> Callable[[], Any]:
-            return lambda: make_env(design, space, budget, reward, split, randomisation=randomisation,
-                                    planning=planning, seed=seed + i, emulators=emulators)
+            def build() -> Any:
+                threadpool_limits(limits=1)  # kept for the process: SubprocVecEnv workers start without the limit
+                return make_env(design, space, budget, reward, split, randomisation=randomisation,
+                                planning=planning, seed=seed + i, emulators=emulators)
+            return build
 
         venv = (SubprocVecEnv if vec == "subproc" else DummyVecEnv)([factory(i) for i in range(n_envs)])
         venv.seed(seed)

@@ -97,10 +97,10 @@ class Axis:
         lo, hi, v = float(self.low), float(self.high), float(value)
         if self.log:
             lo, hi, v = math.log(lo), math.log(hi), math.log(v)
-        return float(np.clip((v - lo) / (hi - lo), 0.0, 1.0)) if hi > lo else 0.0
+        return min(max((v - lo) / (hi - lo), 0.0), 1.0) if hi > lo else 0.0
 
     def decode(self, unit: float) -> Any:
-        u = float(np.clip(unit, 0.0, 1.0))
+        u = min(max(float(unit), 0.0), 1.0)  # NaN stays NaN, as with np.clip (the space's decode refuses it first)
         if self.kind == "bool":
             return bool(u >= 0.5)
         if self.kind == "categorical":
@@ -218,7 +218,12 @@ class SearchSpace:
 
     def encode(self, params: EnsembleParams) -> np.ndarray:
         """``(d,)`` unit vector of ``params`` on the searched axes."""
-        return np.array([a.encode(v) for a, v in zip(self.axes, self.values(params).values())])
+        return self.encode_values(self.values(params))
+
+    def encode_values(self, values: Mapping[str, Any]) -> np.ndarray:
+        """``(d,)`` unit vector of flat values that hold every axis (a stored record's ``params``), unvalidated:
+        ``encode(params(values))`` without building the parameters."""
+        return np.array([a.encode(values[a.name]) for a in self.axes])
 
     def decode(self, unit: Sequence[float]) -> EnsembleParams:
         """Parameters at a point of ``[0, 1]^d`` (values outside, infinities included, are clipped).
@@ -226,6 +231,11 @@ class SearchSpace:
         Raises:
             ParamError: not a vector of ``d`` real numbers, or NaN coordinates (the message names their axes).
         """
+        return EnsembleParams.from_dict(self.decode_values(unit), base=self.base)
+
+    def decode_values(self, unit: Sequence[float]) -> dict[str, Any]:
+        """Flat ``{"block.field": value}`` at a point of ``[0, 1]^d``: ``values(decode(unit))`` without building
+        the parameters (the cheap path of "already evaluated?" checks). Raises as :meth:`decode`."""
         try:
             unit = np.asarray(unit, dtype=float)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -234,7 +244,7 @@ class SearchSpace:
             raise ParamError(f"expected a vector of {len(self.axes)} unit coordinates, got shape {unit.shape}")
         if np.isnan(unit).any():
             raise ParamError(f"unit coordinates are NaN for {[a.name for a, u in zip(self.axes, unit) if np.isnan(u)]}")
-        return EnsembleParams.from_dict({a.name: a.decode(u) for a, u in zip(self.axes, unit)}, base=self.base)
+        return {a.name: a.decode(u) for a, u in zip(self.axes, unit)}
 
     def snap(self, unit: np.ndarray) -> np.ndarray:
         """``(n, d)`` unit points moved onto what decoding can represent (ints, choices, bools): ``encode(decode(u))``."""

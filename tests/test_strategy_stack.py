@@ -266,6 +266,22 @@ def test_encode_decode_round_trip(name):
             assert axis.decode(axis.encode(value)) == value
 
 
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_flat_value_paths_agree_with_the_parameter_paths(name):
+    """decode_values / encode_values (the fast paths of cache checks and environments) give exactly what
+    values(decode(u)) / encode(params(v)) give, bit for bit, on any point (outside the cube: clipped)."""
+    space = SearchSpace(name)
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        unit = rng.uniform(-0.2, 1.2, len(space))
+        values = space.decode_values(unit)
+        assert values == space.values(space.decode(unit))
+        assert [type(v) for v in values.values()] == [type(v) for v in space.values(space.decode(unit)).values()]
+        assert space.encode_values(values).tobytes() == space.encode(space.params(values)).tobytes()
+    with pytest.raises(ParamError, match="NaN"):
+        space.decode_values(np.full(len(space), np.nan))
+
+
 def test_space_errors_are_clear():
     space = SearchSpace("core")
     with pytest.raises(ParamError, match="outside the searched domain"):

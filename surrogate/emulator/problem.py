@@ -81,7 +81,7 @@ class EmulatedProblem:
         finite = np.isfinite(scores)
         if self.noise_sd > 0:  # keyed by the configuration a point decodes to, however it was written
             space = self.space
-            draws = np.array([_normal(self.seed, space.encode(space.decode(row))) for row in x])
+            draws = np.array([_normal(self.seed, space.encode_values(space.decode_values(row))) for row in x])
             scores = np.where(finite, scores + self.noise_sd * draws, scores)
         return np.where(finite, self.scale * scores + self.shift, scores)
 
