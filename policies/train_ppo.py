@@ -350,9 +350,12 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
     with threadpool_limits(limits=1):  # tiny matrices: BLAS threads only cost time on a shared machine
         def factory(i: int) -> Callable[[], Any]:
             def build() -> Any:
-                threadpool_limits(limits=1)  # kept for the process: SubprocVecEnv workers start without the limit
-                return make_env(design, space, budget, reward, split, randomisation=randomisation,
-                                planning=planning, seed=seed + i, emulators=emulators)
+                env = make_env(design, space, budget, reward, split, randomisation=randomisation,
+                               planning=planning, seed=seed + i, emulators=emulators)
+                # kept for the process (SubprocVecEnv workers start without the limit); after make_env, which loads
+                # LightGBM's OpenMP: threadpoolctl limits only the libraries already loaded
+                threadpool_limits(limits=1)
+                return env
             return build
 
         venv = (SubprocVecEnv if vec == "subproc" else DummyVecEnv)([factory(i) for i in range(n_envs)])
