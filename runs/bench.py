@@ -4,6 +4,7 @@
     python -m runs.bench --json          # one JSON object (the keys below)
     python -m runs.bench --stages        # where the milliseconds go, per stage (also with --json)
     python -m runs.bench --memory 2000   # resident memory over 2,000 evaluations on small universes
+    python -m runs.bench --envs 800      # meta-training environments: steps/s of each action design
 
 Measures, in one process (cold = first evaluation, every fit computed; warm =
 fits cached, only what the varied parameters touch is recomputed):
@@ -33,6 +34,11 @@ remainder, for a warm bear-basket, a warm ensemble and a cold ensemble evaluatio
 ``--memory N`` adds ``memory``: the resident set size after each quarter of ``N`` evaluations of
 random ``joint``-space points on four ``synthetic-small`` draws (scored 2021-2022), and what each
 strategy cache holds at the end; bounded caches keep it flat.
+
+``--envs N`` adds ``envs``: environment steps per second of the two meta-training environments
+(``policies.train_ppo.make_env``: ``candidates`` and ``edit``) on the ``binance-to-bybit`` training
+instances (emulated, randomised per episode), ``N`` steps of seeded uniformly random actions each, resets
+included, one process, one BLAS/OpenMP thread: the environment's own cost, without PPO.
 
 The on-disk regime cache (:mod:`strategy.diskcache`) is switched off for the
 benchmark, so cold numbers are what a fresh machine pays.
@@ -266,6 +272,29 @@ def bench_memory(evaluations: int, draws: int = 4) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - began, 1), "caches": caches}
 
 
+def bench_envs(steps: int) -> dict[str, Any]:
+    """Steps per second of ``steps`` random actions in each meta-training environment (see the module docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    from policies.train_ppo import make_env
+
+    out: dict[str, Any] = {"steps": steps, "tasks": "binance-to-bybit training instances (emulated)"}
+    for design in ("candidates", "edit"):
+        env = make_env(design, "joint", (20, 100), "improvement", split="binance-to-bybit", seed=0)
+        rng = np.random.default_rng(0)
+        with threadpool_limits(limits=1):
+            env.reset(seed=0)
+            began = time.perf_counter()
+            for _ in range(steps):
+                space = env.action_space
+                action = rng.integers(space.nvec) if hasattr(space, "nvec") else int(rng.integers(space.n))
+                _, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    env.reset()
+            out[f"{design}_steps_per_s"] = round(steps / (time.perf_counter() - began), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runs.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -275,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", action="store_true", help="also time each stage of an evaluation")
     parser.add_argument("--memory", type=int, default=0, metavar="N",
                         help="also measure resident memory over N evaluations on small universes (e.g. 2000)")
+    parser.add_argument("--envs", type=int, default=0, metavar="N",
+                        help="also measure the meta-training environments' steps/s over N random actions (e.g. 800)")
     args = parser.parse_args(argv)
     os.environ["GEMSEARCH_CACHE"] = "off"  # cold means cold: no regime chain from an earlier run's disk cache
     results: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, "
@@ -287,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         results["stages"] = bench_stages(args.universe, args.repeats)
     if args.memory:
         results["memory"] = bench_memory(args.memory)
+    if args.envs:
+        results["envs"] = bench_envs(args.envs)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
