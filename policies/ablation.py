@@ -1,6 +1,11 @@
 """What the learned PPO policies add over fixed rules on the same candidate generator or edit moves.
 
     python -m policies.ablation --json [--budget 50] [--seeds 3] [--policies ppo_edit_binance ...]
+    python -m policies.ablation --validate --split binance-to-bybit --json   # choosing among policies
+
+``--validate`` scores each policy, greedy and sampled, on the split's **validation** instances only
+(budget 50, 3 seeds, the same normalised best): the numbers on which a default policy or an acting mode
+is chosen (the ``ppo`` searcher's default, ``policies.ppo.DEFAULT_POLICY``), never on test instances.
 
 For every committed policy (``policies/pretrained/*.zip`` with its ``.json``) and every held-out
 **test** instance of its split (``policies.train_ppo.split_tasks``; policies trained on synthetic tasks
@@ -242,6 +247,28 @@ def ablate(name: str, budget: int = 50, seeds: int = 3, split: str | None = None
     }
 
 
+def validate(name: str, split: str, budget: int = 50, seeds: int = 3, folder: Path = PRETRAINED,
+             emulators: Path | None = None) -> dict[str, Any]:
+    """One policy's mean normalised best on ``split``'s validation instances, greedy and sampled (see ``--validate``).
+
+    The policy's own split, when it has one, must be ``split``: the validation instances of another split may be
+    that policy's training or test instances."""
+    from policies.train_ppo import load_tasks, split_tasks
+
+    meta = json.loads((folder / f"{name}.json").read_text())
+    if meta.get("split") not in (None, split):
+        return {"name": name, "split": split, "skipped": f"trained on the {meta['split']} split"}
+    problems = load_tasks(split, "validation_tasks", emulators)
+    model = PPO.load(folder / f"{name}.zip", device="cpu")
+    began = time.perf_counter()
+    scores = {mode: evaluate_policy(model, meta, problems, budget, range(seeds), greedy=(mode == "greedy"))["mean"]
+              for mode in ("greedy", "sampled")}
+    return {"name": name, "action_design": meta.get("action_design", "candidates"), "space": meta.get("space"),
+            "timesteps": meta.get("timesteps"), "split": split, "validation_tasks": split_tasks(split)["validation_tasks"],
+            "budget": budget, "seeds": seeds, **scores, "best": max(scores.values()),
+            "wall_s": round(time.perf_counter() - began, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=int, default=50)
@@ -254,9 +281,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emulators", type=Path, default=None,
                         help="folder of the emulator containers (default: the committed surrogate/emulators)")
     parser.add_argument("--json", action="store_true", help="strict JSON on stdout")
+    parser.add_argument("--validate", action="store_true",
+                        help="score the policies on the --split's validation instances (for choosing among them)")
     args = parser.parse_args(argv)
     names = args.policies or sorted(p.stem for p in args.folder.glob("*.json") if p.with_suffix(".zip").exists())
     torch.set_num_threads(1)
+    if args.validate:
+        split = args.split or default_split(args.emulators)
+        rows = [validate(name, split, args.budget, args.seeds, args.folder, args.emulators) for name in names]
+        if args.json:
+            from runs.stats import json_safe
+
+            print(json.dumps(json_safe(rows), indent=1, allow_nan=False))
+        for row in rows if not args.json else []:
+            print(f"{row['name']}: " + (f"skipped ({row['skipped']})" if "skipped" in row else
+                  f"greedy {row['greedy']:.3f}  sampled {row['sampled']:.3f}  on {', '.join(row['validation_tasks'])} "
+                  f"(budget {row['budget']}, {row['seeds']} seeds)"))
+        return
     report = [ablate(name, args.budget, args.seeds, args.split, args.folder, args.max_instances, emulators=args.emulators)
               for name in names]
     if args.json:

@@ -1,4 +1,4 @@
-"""``ppo``: a PPO policy meta-trained on cheap synthetic tasks, choosing among GP-proposed candidates (MetaBO-style).
+"""``ppo``: a PPO policy meta-trained on emulated real-market instances, choosing among GP-proposed candidates (MetaBO-style).
 
 Design, and why
 ---------------
@@ -8,11 +8,12 @@ first rollout alone (``n_steps=2048``) is ten times the budget, and an edit poli
 learned from scratch has no notion of where good configurations are. So the learning
 happens *before* the run and the policy's job is made small:
 
-1. **Meta-training on cheap tasks** (:mod:`policies.train_ppo`): episodes are searches on
-   :class:`~env.tasks.SyntheticTask` draws (same axes as the real space, interactions,
-   a ``-inf`` region; microseconds per evaluation), with budgets of 20-100. No real
-   evaluation is spent; the step count and wall time are saved beside the policy and
-   reported in ``self.stats``.
+1. **Meta-training on cheap tasks** (:mod:`policies.train_ppo`): episodes are searches on the
+   emulators of real problem instances (``--tasks emulated --split ...``: a fitted model of the
+   real harness per instance, randomised per episode), or on :class:`~env.tasks.SyntheticTask`
+   draws (``--tasks synthetic``), with budgets of 20-100. No real evaluation is spent; the step
+   count, wall time and the split's training / validation / test instances are saved beside the
+   policy and reported in ``self.stats``.
 2. **GP-posterior features, candidate choice** (:class:`~env.gym_env.CandidateSearchEnv`,
    after MetaBO, Volpp et al. 2020): at each real step a small GP (refitted on the
    history) scores ~650 snapped, unseen points — uniform ones and Gaussian steps of three
@@ -20,14 +21,13 @@ happens *before* the run and the policy's job is made small:
    argmax of each pool, the UCB and posterior-mean argmax, and one random point. The
    policy sees, per candidate, the standardised mean, std, EI, P(feasible) and distances,
    plus the remaining budget, and picks one: it learns *when* to explore, refine locally
-   or exploit, which is a small, task-independent decision that transfers zero-shot from
-   the synthetic tasks to the real objective (all features are standardised and
-   dimension-free). The ~650 GP predictions per real step are the cheap surrogate
-   "planning" (counted in ``stats["surrogate_predictions"]``); a real evaluation is only
-   spent on a point the surrogate ranks first under some acquisition.
-3. **Reward shaping against the best so far**: the training reward is minus the normalised
-   simple regret after every step, so the return is the area under the best-so-far curve
-   (anytime performance, which is how searchers are compared).
+   or exploit. The features are standardised and dimension-free (47 numbers on every space),
+   so a policy trained on the joint space acts on any space. The ~650 GP predictions per real
+   step are the cheap surrogate "planning" (counted in ``stats["surrogate_predictions"]``); a
+   real evaluation is only spent on a point the surrogate ranks first under some acquisition.
+3. **Reward shaping against the best so far**: the training reward is the normalised improvement
+   of the best so far (its return is the area under the best-so-far curve: anytime performance,
+   which is how searchers are compared).
 
 A degenerate policy still runs a sensible Bayesian optimisation (every candidate is an
 acquisition argmax), so the policy can only add a schedule on top of GP-BO; its feature
@@ -35,11 +35,15 @@ GP (isotropic, no hyper-parameter optimiser, so that it is cheap enough to train
 weaker than :mod:`surrogate.gp`'s ARD GP, which is where it is expected to lose to a
 well-tuned GP-BO on high-dimensional real objectives (see ``docs/PPO.md`` for numbers).
 
-Acting: the candidate is *drawn* from the policy's probabilities with
-``default_rng([seed, evaluations so far, 1])``, not taken as the most probable one
-(option ``greedy=True``): the meta-trained policy is a soft mixture over the candidate
-kinds, and its argmax collapses to always exploiting the posterior mean after a few
-steps, which measured worse at budget 100 (``docs/PPO.md``).
+Default policy: :data:`DEFAULT_POLICY`, chosen among the committed candidate policies on the
+validation instances of its split (``python -m policies.ablation --validate``; docs/PPO.md). It was
+meta-trained on the emulators of ``real-v1``'s Binance spot instances: a run on one of its training or
+validation instances is not a held-out result, so the searcher records the instance's role in
+``stats["pretrain_role"]`` (``training`` / ``validation`` / ``test`` / ``unseen``) and warns on the first two.
+
+Acting as the policy's ``.json`` says (``acting``: greedy or sampled, chosen on its validation instances;
+sampled for policies that predate the choice); option ``greedy`` overrides it. A sampled candidate is
+drawn from the policy's probabilities with ``default_rng([seed, evaluations so far, 1])``.
 
 Contract: deterministic for a fixed seed (candidate pools drawn from
 ``default_rng([seed, evaluations so far])``, the action as above), spends exactly the objective's budget
@@ -49,7 +53,7 @@ feasibility GP), and resumes: the state is rebuilt from ``objective.history``, a
 because the pools depend only on the seed and the history, a resumed run continues
 exactly as an uninterrupted one would.
 
-Options: ``policy_path`` (default ``policies/pretrained/ppo_<space>.zip``), ``greedy`` (default False).
+Options: ``policy_path`` (default :data:`DEFAULT_POLICY`), ``greedy`` (default: the policy's ``acting``).
 
 ``ppo-edit`` (:class:`PPOEditSearch`, below) is the other action design of issue 17: the design card's
 edit actions in :class:`~env.gym_env.GemSearchEnv` with free surrogate queries, meta-trained on emulated
@@ -60,23 +64,55 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from env.objective import Objective
 from policies.base import Searcher, register
 
-if TYPE_CHECKING:  # torch and stable-baselines3 load in seconds: only when a policy acts
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+DEFAULT_POLICY = PRETRAINED / "ppo_candidates_binance.zip"
+"""The ``ppo`` searcher's policy: the best of the committed candidate policies on the ``binance-to-bybit``
+validation instances (greedy 1.360 against 1.047 for the synthetic-trained 110k-step policy and 0.833 for the
+core-space one, budget 50, 3 seeds; ``python -m policies.ablation --validate --split binance-to-bybit``)."""
+
+
+def pretrain_role(meta: dict[str, Any], instance: str) -> str:
+    """What ``instance`` was to the policy whose ``.json`` is ``meta``: ``training``, ``validation``, ``test`` or
+    ``unseen`` (policies trained on synthetic tasks have seen no instance)."""
+    for role in ("training", "validation", "test"):
+        if instance and instance in meta.get(f"{role}_tasks", ()):
+            return role
+    return "unseen"
+
+
+def load_policy(path: Path, searcher: str, design: str, objective: Objective) -> tuple[Any, dict[str, Any], Any]:
+    """The policy at ``path``, its ``.json`` (``{}`` when absent) and the environment it acts in on ``objective``.
+
+    A missing policy or one trained for another observation shape is a clear error; running on one of the
+    policy's training or validation instances warns (the result is not held out)."""
     from stable_baselines3 import PPO
 
-PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+    from policies.ablation import make_search_env
 
-
-def default_policy_path(space_name: str) -> Path:
-    """Where the committed policy of a search space lives."""
-    return PRETRAINED / f"ppo_{space_name}.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"no pretrained {design} policy at {path}; train one with\n    python -m "
+                                f"policies.train_ppo --tasks emulated --split binance-to-bybit --design {design} --out {path}")
+    model = PPO.load(path, device="cpu")
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    env = make_search_env(design, objective, meta)
+    if model.observation_space.shape != env.observation_space.shape:
+        raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
+                         f"version's {env.observation_space.shape}; retrain with python -m policies.train_ppo")
+    role = pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))
+    if role in ("training", "validation"):
+        warnings.warn(f"{searcher}: {objective.problem.instance} is one of {path.name}'s {role} instances: "
+                      f"this run is not a held-out result", stacklevel=3)
+    return model, meta, env
 
 
 @register("ppo")
@@ -85,54 +121,28 @@ class PPOSearch(Searcher):
 
     proposal_s = 0.05
 
-    def _load(self, objective: Objective) -> tuple[PPO, dict]:
-        space = objective.space
-        path = Path(self.options.get("policy_path") or default_policy_path(space.name))
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no pretrained PPO policy for the {space.name!r} space ({len(space)} axes) at {path}; train one with\n"
-                f"    python -m policies.train_ppo --space {space.name} --steps 60000 --out {path}"
-            )
-        from stable_baselines3 import PPO
-
-        model = PPO.load(path, device="cpu")
-        meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        return model, meta | {"path": str(path)}
-
-    @staticmethod
-    def _act(model: PPO, observation: np.ndarray, greedy: bool, rng: np.random.Generator) -> int:
-        """The policy's most probable candidate (``greedy``) or one drawn from its probabilities with ``rng``."""
-        import torch
-
-        with torch.no_grad():
-            obs = torch.as_tensor(observation[None, :], dtype=torch.float32)
-            probs = model.policy.get_distribution(obs).distribution.probs[0].numpy().astype(float)
-        return int(np.argmax(probs)) if greedy else int(rng.choice(len(probs), p=probs / probs.sum()))
-
     def search(self, objective: Objective, seed: int) -> None:
         import torch
 
-        from policies.ablation import make_search_env
+        from policies.ablation import action_probabilities, choose
 
         torch.set_num_threads(1)
-        model, meta = self._load(objective)
-        env = make_search_env("candidates", objective, meta)
-        if model.observation_space.shape != env.observation_space.shape:
-            raise ValueError(f"{meta['path']}: observation shape {model.observation_space.shape} does not match "
-                             f"this version's {env.observation_space.shape}; retrain with python -m policies.train_ppo")
+        path = Path(self.options.get("policy_path") or DEFAULT_POLICY)
+        model, meta, env = load_policy(path, "ppo", "candidates", objective)
+        greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
         self.stats.update({
-            "policy_path": meta["path"], "pretrain_space": meta.get("space"),
+            "policy_path": str(path), "pretrain_space": meta.get("space"), "pretrain_split": meta.get("split"),
             "pretrain_timesteps": meta.get("timesteps"), "pretrain_episodes": meta.get("episodes"),
-            "pretrain_wall_s": meta.get("train_wall_s"),
+            "pretrain_wall_s": meta.get("train_wall_s"), "acting": "greedy" if greedy else "sampled",
+            "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or "")),
         })
         began = time.perf_counter()
         decisions = 0
-        greedy = bool(self.options.get("greedy", False))
         observation, _ = env.reset(seed=seed)
         done = objective.remaining == 0
         while not done:
-            action = self._act(model, observation, greedy, np.random.default_rng([seed, objective.used, 1]))
+            action = choose(action_probabilities(model, observation), greedy,
+                            np.random.default_rng([seed, objective.used, 1]))
             observation, _, terminated, truncated, _ = env.step(action)
             decisions += 1
             done = terminated or truncated
@@ -166,24 +176,17 @@ class PPOEditSearch(Searcher):
 
     def search(self, objective: Objective, seed: int) -> None:
         import torch
-        from stable_baselines3 import PPO
 
-        from policies.ablation import action_probabilities, choose, make_search_env
+        from policies.ablation import action_probabilities, choose
 
         torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or EDIT_POLICY)
-        if not path.exists():
-            raise FileNotFoundError(f"no pretrained edit policy at {path}; train one with\n    python -m policies.train_ppo "
-                                    f"--tasks emulated --split binance-to-bybit --design edit --out {path}")
-        model = PPO.load(path, device="cpu")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        env = make_search_env("edit", objective, meta)
-        if model.observation_space.shape != env.observation_space.shape:
-            raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
-                             f"space's {env.observation_space.shape} (the policy was trained on another space)")
+        model, meta, env = load_policy(path, "ppo-edit", "edit", objective)
         greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
         self.stats.update({"policy_path": str(path), "pretrain_timesteps": meta.get("timesteps"),
-                           "pretrain_wall_s": meta.get("train_wall_s"), "pretrain_split": meta.get("split")})
+                           "pretrain_wall_s": meta.get("train_wall_s"), "pretrain_split": meta.get("split"),
+                           "acting": "greedy" if greedy else "sampled",
+                           "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))})
         began = time.perf_counter()
         decisions = 0
         observation, _ = env.reset(seed=seed)

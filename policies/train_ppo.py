@@ -1,6 +1,6 @@
 """Meta-train the ``ppo`` searchers' policies on cheap tasks (no real evaluation is spent).
 
-    python -m policies.train_ppo --space joint --steps 60000 --out policies/pretrained/ppo_joint.zip [--seed 0]
+    python -m policies.train_ppo --space joint --steps 60000 --out runs/out/ppo_joint_synthetic.zip [--seed 0]
         [--reward improvement|regret] [--init PREVIOUS.zip]  # --init: continue training a saved policy
         [--checkpoint-every 10000] [--restart]               # crash safety, see below
     python -m policies.train_ppo --tasks emulated --split binance-to-bybit --design edit|candidates \
@@ -106,7 +106,7 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_path(out: Path) -> Path:
-    """Where the training run writing ``out`` keeps its checkpoint (``ppo_core.zip`` -> ``ppo_core.checkpoint``)."""
+    """Where the training run writing ``out`` keeps its checkpoint (``ppo_edit_binance.zip`` -> ``ppo_edit_binance.checkpoint``)."""
     return Path(out).with_suffix(".checkpoint")
 
 
@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--space", default="joint", choices=["core", "specialists", "joint"])
     parser.add_argument("--steps", type=int, default=60_000,
                         help=f"PPO timesteps (one synthetic evaluation each), rounded up to whole updates of {ROLLOUT}")
-    parser.add_argument("--out", type=Path, default=None, help="default policies/pretrained/ppo_<space>.zip")
+    parser.add_argument("--out", type=Path, default=None, help="default policies/pretrained/ppo_<design>_<first venue of the split>.zip "
+                        "(emulated tasks) or ppo_<space>_synthetic.zip (synthetic tasks)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget-low", type=int, default=20)
     parser.add_argument("--budget-high", type=int, default=100)
@@ -551,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"need {N_INIT} < --budget-low <= --budget-high "
                      f"(the first {N_INIT} evaluations are the initial design)")
     emulated = args.tasks == "emulated"
-    default_name = f"ppo_{args.space}.zip" if not emulated else f"ppo_{args.design}_{args.split.split('-')[0]}.zip"
+    default_name = f"ppo_{args.space}_synthetic.zip" if not emulated else f"ppo_{args.design}_{args.split.split('-')[0]}.zip"
     out = args.out or Path(__file__).parent / "pretrained" / default_name
     randomisation = RANDOMISATION | {"noise": tuple(args.noise)}
     try:

@@ -6,6 +6,7 @@
     python -m runs.compare --suite synthetic-v1 --instances synthetic-v1-01 synthetic-v1-02 --searcher random tpe
     python -m runs.compare --universe ../shared/data/binance_top50_daily.csv.gz     # one instance: the default split
     python -m runs.compare --name my-run --resume                   # continue an interrupted comparison
+    python -m runs.compare --name my-run --resume --rerun ppo       # run one searcher's runs again (code changed)
     python -m runs.compare --suite synthetic-v1 --objective emulated # on the emulators (surrogate.emulator), minutes
 
 Every instance x searcher x seed is one run against its own budgeted ``env.Objective`` on that
@@ -31,19 +32,21 @@ import re
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import optuna
 from tqdm import tqdm
 
 import policies
 from data import DataError
 from env import Objective, Problem, StoreError, TrialRecord, TrialStore, leases
 from env.records import params_key
+from env.store import open_storage, study_name
 from harness import CONTRACT_VERSION, WindowError, evaluate_holdout
 from instances import Instance, InstanceError, load_suite
 from instances.pool import DEFAULTS_INDEX, current_rows, pool_path, pool_points, read_pool
@@ -165,6 +168,22 @@ def _emulator_file(args: argparse.Namespace, suite: str | None) -> Path:
     if args.space and emulator_path(suite, args.space).exists():
         return emulator_path(suite, args.space)
     return emulator_path(suite)
+
+
+def rerun(queue: worker.ExperimentQueue, specs: Sequence[RunSpec], searchers: Sequence[str]) -> None:
+    """Discard the stored runs of ``searchers`` in this experiment (``--rerun``): their Optuna studies, TSVs and
+    queue claims; the submission that follows queues them again. The other searchers' runs are untouched."""
+    unknown = sorted(set(searchers) - {spec.searcher for spec in specs})
+    if unknown:
+        raise ValueError(f"--rerun {', '.join(unknown)}: not a searcher of this experiment")
+    queue.discard(list(searchers))
+    storage = open_storage(specs[0].storage)
+    for spec in specs:
+        if spec.searcher in searchers:
+            name = study_name(f"{spec.experiment}/{spec.instance_id}", spec.searcher, spec.seed)
+            with suppress(KeyError):
+                optuna.delete_study(study_name=name, storage=storage)
+            spec.tsv.unlink(missing_ok=True)
 
 
 def same_objective(stored: dict[str, Any], config: dict[str, Any]) -> None:
@@ -571,6 +590,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
 
     summary_json = {**summary, "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
                     "instances": {i: [asdict(s) for s in ss] for i, ss in per_instance.items()},
+                    "pretrain_overlap": pretrain_overlap(infos),
                     "runs": sorted(infos, key=lambda i: (i["instance"], i["searcher"], i["seed"], i.get("lane", 0))),
                     "objective": config.get("objective", "real"), "contract": config["contract"],
                     **({"emulator": config["emulator"]} if emulated else {})}
@@ -591,6 +611,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                       f"`{config['emulator']['path']}` (SHA-256 {config['emulator']['sha256'][:16]}...; fidelity: "
                       "`python -m surrogate.emulator report`), none by the harness; the holdout is not scored.", ""]
     lines += aggregate_section(summary, baseline)
+    lines += in_sample_section(infos)
     if summary["n_instances"] < 5:
         lines += ["", f"With {summary['n_instances']} usable instance(s) no claim about searchers can be made: the "
                   "verdicts say \"the data cannot tell\" below 5 instances. Run a suite (`--suite real-v1`)."]
@@ -636,6 +657,28 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     print(f"report: {folder / 'report.md'}")
     print(f"browse every trial: {dashboard}")
     return 0
+
+
+def pretrain_overlap(infos: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """``{searcher: {"training" | "validation": [instance, ...]}}``: the instances of this comparison on which a
+    learned searcher's policy was meta-trained or validated (its runs' ``pretrain_role``, ``policies.ppo``)."""
+    overlap: dict[str, dict[str, set[str]]] = {}
+    for info in infos:
+        role = (info.get("searcher_stats") or {}).get("pretrain_role")
+        if role in ("training", "validation"):
+            overlap.setdefault(info["searcher"], {}).setdefault(role, set()).add(info["instance"])
+    return {s: {role: sorted(ids) for role, ids in sorted(roles.items())} for s, roles in sorted(overlap.items())}
+
+
+def in_sample_section(infos: Sequence[dict[str, Any]]) -> list[str]:
+    """The report's warning for learned searchers run on instances their policy was trained or validated on."""
+    lines = []
+    for searcher, roles in pretrain_overlap(infos).items():
+        where = "; ".join(f"{role} instances {', '.join(ids)}" for role, ids in roles.items())
+        lines += ["", f"**Not held out:** `{searcher}`'s policy was meta-trained or validated on instances of this "
+                  f"comparison ({where}; `policies/pretrained/*.json`): its results on them are in-sample, not "
+                  "evidence about unseen problems."]
+    return lines
 
 
 def emulated_labels(lines: list[str]) -> list[str]:
@@ -689,6 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workers that may evaluate within one run of a searcher that supports it (tpe, gp): "
                              "1 keeps every run sequential and replayable")
     parser.add_argument("--resume", action="store_true", help="continue an existing experiment of the same name")
+    parser.add_argument("--rerun", nargs="+", default=None, metavar="NAME",
+                        help="with --resume: discard these searchers' stored runs (studies, TSVs, queue claims) and "
+                             "run them again, e.g. after a searcher's code or default policy changed")
     parser.add_argument("--no-warm", action="store_true",
                         help="skip the instance warm-up (every regime chain computed once, before the runs, with "
                              "--jobs processes: python -m runs.instances warm)")
@@ -779,6 +825,8 @@ def _fill_from(previous: dict[str, Any], args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.rerun and not args.resume:
+        parser.error("--rerun discards runs of an existing experiment: pass --resume --name NAME")
     if args.resume and args.name:  # the experiment's own set-up, from its folder or else from the storage
         config_path = (args.out / args.name).resolve() / "config.json"
         stored = json.loads(config_path.read_text()) if config_path.exists() else (
@@ -835,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
             queue = worker.ExperimentQueue(storage, settings["name"])
             if queue.config is not None:
                 same_objective(queue.config, config)
+            if args.rerun:
+                rerun(queue, specs, args.rerun)
             queue.submit({k: v for k, v in config.items() if k != "jobs"},
                          [(spec.instance_id, spec.searcher, spec.seed, spec.lanes) for spec in queue_order(specs)])
             for spec in specs:

@@ -104,6 +104,8 @@ class ExperimentQueue:
         covered = set()
         for trial in self.study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
+            if self.discarded_claim(trial):
+                continue
             if trial.state in (TrialState.WAITING, TrialState.RUNNING) or (
                     trial.state == TrialState.COMPLETE and attrs.get("budget", 0) >= config["budget"]):
                 covered.add((attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")))
@@ -124,17 +126,26 @@ class ExperimentQueue:
         return Claim(trial.number, attrs["instance"], attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
 
     def status(self) -> dict[str, int]:
-        """Claims by state: ``waiting``, ``running``, ``complete``, ``failed`` (runs that raised)."""
+        """Claims by state: ``waiting``, ``running``, ``complete``, ``failed`` (runs that raised and have not been
+        queued again since: a failed claim that a later ``--resume`` re-queued no longer counts)."""
         counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0}
+        failed, latest = [], {}
         for trial in self.study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            if self.discarded_claim(trial):
+                continue
+            run = (attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane"))
             if trial.state == TrialState.WAITING:
                 counts["waiting"] += 1
             elif trial.state == TrialState.RUNNING:
                 counts["running"] += 1
             elif trial.state == TrialState.COMPLETE:
                 counts["complete"] += 1
-            elif "error" in trial.user_attrs:
-                counts["failed"] += 1
+            elif "error" in attrs:
+                failed.append((trial.number, run))
+                continue
+            latest[run] = max(trial.number, latest.get(run, -1))
+        counts["failed"] = sum(1 for number, run in failed if latest.get(run, -1) < number)
         return counts
 
     def done(self, claim: Claim, info: Mapping[str, Any]) -> None:
@@ -152,7 +163,27 @@ class ExperimentQueue:
     def infos(self) -> list[dict[str, Any]]:
         """The run summaries of the COMPLETE claims."""
         return [t.user_attrs["info"] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if "info" in t.user_attrs]
+                if "info" in t.user_attrs and not self.discarded_claim(t)]
+
+    @property
+    def discarded(self) -> dict[str, int]:
+        """``{searcher: last discarded claim number}``: that searcher's claims up to it count for nothing."""
+        return dict(self.study.user_attrs.get("discarded", {}))
+
+    def discarded_claim(self, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number <= self.discarded.get(trial.user_attrs.get("searcher"), -1)
+
+    def discard(self, searchers: Sequence[str]) -> None:
+        """Forget every claim of ``searchers`` so far (``runs.compare --rerun``): the next submission queues their
+        runs again. ``StoreError`` while one of them is running (a worker holds it)."""
+        trials = self.study.get_trials(deepcopy=False)
+        busy = sorted({t.user_attrs.get("searcher") for t in trials if t.state == TrialState.RUNNING
+                       and t.user_attrs.get("searcher") in searchers and not self.discarded_claim(t)})
+        if busy:
+            raise StoreError(f"cannot re-run {', '.join(busy)}: a worker is running one of its runs; wait for it, "
+                             "or stop the workers first")
+        last = max((t.number for t in trials), default=-1)
+        self.study.set_user_attr("discarded", self.discarded | {searcher: last for searcher in searchers})
 
 
 def refuse_sqlite(storage: str) -> None:

@@ -114,8 +114,10 @@ def test_describe_json_lists_every_committed_policy_with_its_split(tiny_edit, ca
     committed = json.loads(capsys.readouterr().out)
     fields = {"name", "action_design", "timesteps", "training_tasks", "validation_tasks", "test_tasks"}
     assert committed and all(fields <= set(r) for r in committed)
-    assert {"ppo_joint", "ppo_core"} <= {r["name"] for r in committed}
     assert all(r["action_design"] in ("edit", "candidates") for r in committed)
+    # issue 17, item 3: every committed policy has at least 1,000,000 steps, and both designs are there
+    assert all(r["timesteps"] >= 1_000_000 for r in committed), [(r["name"], r["timesteps"]) for r in committed]
+    assert {"edit", "candidates"} <= {r["action_design"] for r in committed}
 
 
 def test_ablation_json_fields_on_a_tiny_configuration(tiny_edit, capsys):
@@ -149,3 +151,45 @@ def test_ppo_edit_searcher_spends_the_budget_and_is_deterministic(tiny_edit):
         return [(r.params, r.score) for r in objective.history]
 
     assert once(0) == once(0)
+
+
+def test_validate_scores_on_validation_instances_only(tiny_edit, capsys):
+    out, _ = tiny_edit
+    ablation.main(["--validate", "--json", "--folder", str(out.parent), "--budget", "10", "--seeds", "1",
+                   "--split", "synthetic-v1"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["validation_tasks"] == ["synthetic-v1-07"] and row["best"] == max(row["greedy"], row["sampled"])
+    assert -1.0 <= row["greedy"] <= 2.0 and -1.0 <= row["sampled"] <= 2.0
+    other = ablation.validate("ppo_edit_tiny", "binance-to-bybit", folder=out.parent)  # its split is synthetic-v1
+    assert other["skipped"] == "trained on the synthetic-v1 split"
+
+
+def test_a_run_on_a_training_instance_warns_and_records_its_role(tiny_edit):
+    out, _ = tiny_edit
+    for which, role in (("training_tasks", "training"), ("test_tasks", "test")):
+        problem = load_tasks("synthetic-v1", which)[0]
+        searcher = make("ppo-edit", policy_path=str(out))
+        objective = Objective(problem, 4, searcher="ppo-edit")
+        if role == "training":
+            with pytest.warns(UserWarning, match=f"{problem.instance} is one of ppo_edit_tiny.zip's training"):
+                run(searcher, objective, 0)
+        else:
+            run(searcher, objective, 0)
+        assert searcher.stats["pretrain_role"] == role
+
+
+def test_compare_report_flags_a_policy_run_on_its_own_training_instances(tmp_path):
+    """``runs.compare`` with ``ppo`` on one of its policy's training instances and one test instance (committed
+    real-v1 emulator, no data needed): the report and ``summary.json`` name the in-sample instance, only that one."""
+    from runs import compare
+
+    argv = ["--suite", "real-v1", "--instances", "binance-spot-2021-07", "bybit-perp-2021-05", "--objective",
+            "emulated", "--no-warm", "--searcher", "ppo", "random", "--seeds", "1", "--budget", "8", "--out",
+            str(tmp_path), "--name", "overlap"]
+    with pytest.warns(UserWarning, match="binance-spot-2021-07 is one of ppo_candidates_binance.zip's training"):
+        assert compare.main(argv) == 0
+    summary = json.loads((tmp_path / "overlap" / "summary.json").read_text())
+    assert summary["pretrain_overlap"] == {"ppo": {"training": ["binance-spot-2021-07"]}}
+    report = (tmp_path / "overlap" / "report.md").read_text()
+    assert "Not held out:** `ppo`'s policy was meta-trained or validated" in report
+    assert "training instances binance-spot-2021-07;" in report and "random`'s policy" not in report

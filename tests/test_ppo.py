@@ -24,7 +24,7 @@ from env.gym_env import CandidateSearchEnv
 from env.records import params_key
 from harness.evaluate import EvalResult
 from policies.base import make, run
-from policies.ppo import default_policy_path
+from policies.ppo import DEFAULT_POLICY
 from policies.train_ppo import (N_ENVS, PPO_SETTINGS, ROLLOUT, CheckpointError, atomic_write, checkpoint_path,
                                 load_checkpoint, main, run_settings, save_checkpoint, train)
 from strategy.ensemble import EnsembleParams
@@ -70,7 +70,7 @@ class InterruptedTask(SyntheticTask):
 
 
 def test_the_committed_policy_exists_and_is_small():
-    path = default_policy_path("joint")
+    path = DEFAULT_POLICY
     assert path.exists() and path.stat().st_size < 2_000_000
     assert path.with_suffix(".json").exists()
 
@@ -144,7 +144,7 @@ def test_beats_random_search_on_held_out_tasks(space):
 
 def test_missing_policy_is_a_clear_error(space, tmp_path):
     objective = Objective(SyntheticTask(space, seed=0), 5, searcher="ppo")
-    with pytest.raises(FileNotFoundError, match="python -m policies.train_ppo --space joint"):
+    with pytest.raises(FileNotFoundError, match="python -m policies.train_ppo --tasks emulated"):
         run(make("ppo", policy_path=str(tmp_path / "missing.zip")), objective, seed=0)
 
 

@@ -225,3 +225,59 @@ def test_a_run_that_raises_after_its_claim_was_taken_back_is_lost_not_a_crash(tm
     summary = worker.work(storage, "taken", tmp_path, max_runs=1, poll_s=0.01, execute=taken_back_then_raises)
     assert summary == {"runs": [], "errors": [], "lost": 1}
     assert queue.status()["failed"] == 0
+
+
+def test_a_failed_run_that_resume_runs_again_no_longer_blocks_the_report(tmp_path):
+    """A run that raised is FAIL in the queue; ``--resume`` queues it again, and once that run is done the experiment
+    is complete: the report is written and the exit status is 0 (the old FAIL claim used to count for ever)."""
+    from runs import worker
+
+    storage = f"journal:{tmp_path / 'q.journal'}"
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "random", "--seeds", "1",
+             "--budget", "4", "--storage", storage, "--name", "again", "--out", str(tmp_path)]
+    assert main([*setup, "--jobs", "0"]) == 0
+
+    def raises(spec, progress, holder=None, check=None):
+        raise RuntimeError("a bad day")
+
+    summary = worker.work(storage, "again", tmp_path, max_runs=1, poll_s=0.01, execute=raises)
+    assert len(summary["errors"]) == 1
+    queue = worker.ExperimentQueue(storage, "again")
+    assert queue.status()["failed"] == 1
+    assert main([*setup, "--jobs", "0", "--resume"]) == 0  # re-queued: waiting, not failed
+    assert queue.status() == {"waiting": 1, "running": 0, "complete": 0, "failed": 0}
+    assert main([*setup, "--jobs", "1", "--resume"]) == 0
+    assert queue.status() == {"waiting": 0, "running": 0, "complete": 1, "failed": 0}
+    assert (tmp_path / "again" / "report.md").exists()
+
+
+def test_rerun_discards_one_searchers_runs_and_runs_them_again(tmp_path):
+    """``--resume --rerun S``: S's studies, TSVs and claims are discarded and re-run; the other searchers' are kept."""
+    import optuna
+
+    from runs import worker
+
+    storage = f"journal:{tmp_path / 'q.journal'}"
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "random", "phased",
+             "--seeds", "1", "--budget", "4", "--storage", storage, "--name", "rerun", "--out", str(tmp_path)]
+    assert main([*setup, "--jobs", "1"]) == 0
+    folder = tmp_path / "rerun"
+    [phased_tsv] = folder.glob("runs/*/phased-seed0.tsv")
+    [random_tsv] = folder.glob("runs/*/random-seed0.tsv")
+    kept, before = phased_tsv.read_text(), random_tsv.read_text()
+    stamp = phased_tsv.stat().st_mtime_ns
+    assert main([*setup, "--jobs", "0", "--resume", "--rerun", "random"]) == 0
+    assert not random_tsv.exists() and phased_tsv.stat().st_mtime_ns == stamp and phased_tsv.read_text() == kept
+    studies = {s.study_name for s in optuna.get_all_study_summaries(storage=worker.open_storage(storage))}
+    assert not any("/random/" in name for name in studies) and any("/phased/" in name for name in studies)
+    queue = worker.ExperimentQueue(storage, "rerun")
+    assert queue.status() == {"waiting": 1, "running": 0, "complete": 1, "failed": 0}
+    assert main([*setup, "--jobs", "1", "--resume"]) == 0
+    assert _without_wall_time(random_tsv.read_text()) == _without_wall_time(before)  # the same seeded run again
+    assert queue.status() == {"waiting": 0, "running": 0, "complete": 2, "failed": 0}
+    assert sorted(info["searcher"] for info in queue.infos()) == ["phased", "random"]
+    assert main([*setup, "--jobs", "0", "--rerun", "nobody", "--resume"]) == 2
+
+
+def _without_wall_time(tsv: str) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(tsv.splitlines(), delimiter="\t")]
