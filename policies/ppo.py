@@ -66,7 +66,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -115,6 +115,46 @@ def load_policy(path: Path, searcher: str, design: str, objective: Objective) ->
     return model, meta, env
 
 
+def drive(env: Any, objective: Objective, seed: int, act: Callable[[np.ndarray, Any, np.random.Generator], Any],
+          key: Callable[[Any], int]) -> int:
+    """Run ``env`` on ``objective`` from ``reset(seed)`` until it ends, acting with ``act(observation, env, rng)``,
+    ``rng = default_rng([seed, key(env), 1])``; returns the number of decisions."""
+    observation, _ = env.reset(seed=seed)
+    decisions, done = 0, objective.remaining == 0
+    while not done:
+        action = act(observation, env, np.random.default_rng([seed, key(env), 1]))
+        observation, _, terminated, truncated, _ = env.step(action)
+        decisions += 1
+        done = terminated or truncated
+    return decisions
+
+
+def spend_the_rest(objective: Objective, seed: int) -> int:
+    """Spend what an edit-design run left of the budget on seeded uniform unseen points; returns how many."""
+    fallback, rng, tries = 0, np.random.default_rng([seed, 0xFA11]), 0
+    while objective.remaining > 0 and tries < 100_000:
+        unit = objective.space.snap(rng.random((1, len(objective.space))))[0]
+        tries += 1
+        if not objective.seen(unit):
+            objective(unit)
+            fallback += 1
+    return fallback
+
+
+def _used(env: Any) -> int:  # candidate design: the action's draw depends on the history only (resume = same run)
+    return env.objective.used
+
+
+def _steps(env: Any) -> int:
+    return env.steps
+
+
+def _policy_act(model: Any, greedy: bool) -> Callable[[np.ndarray, Any, np.random.Generator], Any]:
+    from policies.ablation import action_probabilities, choose
+
+    return lambda observation, env, rng: choose(action_probabilities(model, observation), greedy, rng)
+
+
 @register("ppo")
 class PPOSearch(Searcher):
     """Zero-shot PPO candidate choice on GP features (see the module docstring)."""
@@ -123,8 +163,6 @@ class PPOSearch(Searcher):
 
     def search(self, objective: Objective, seed: int) -> None:
         import torch
-
-        from policies.ablation import action_probabilities, choose
 
         torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or DEFAULT_POLICY)
@@ -137,15 +175,7 @@ class PPOSearch(Searcher):
             "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or "")),
         })
         began = time.perf_counter()
-        decisions = 0
-        observation, _ = env.reset(seed=seed)
-        done = objective.remaining == 0
-        while not done:
-            action = choose(action_probabilities(model, observation), greedy,
-                            np.random.default_rng([seed, objective.used, 1]))
-            observation, _, terminated, truncated, _ = env.step(action)
-            decisions += 1
-            done = terminated or truncated
+        decisions = drive(env, objective, seed, _policy_act(model, greedy), _used)
         self.stats.update({
             "policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
             "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3),
@@ -177,8 +207,6 @@ class PPOEditSearch(Searcher):
     def search(self, objective: Objective, seed: int) -> None:
         import torch
 
-        from policies.ablation import action_probabilities, choose
-
         torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or EDIT_POLICY)
         model, meta, env = load_policy(path, "ppo-edit", "edit", objective)
@@ -188,22 +216,54 @@ class PPOEditSearch(Searcher):
                            "acting": "greedy" if greedy else "sampled",
                            "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))})
         began = time.perf_counter()
-        decisions = 0
-        observation, _ = env.reset(seed=seed)
-        done = objective.remaining == 0
-        while not done:
-            action = choose(action_probabilities(model, observation), greedy,
-                            np.random.default_rng([seed, env.steps, 1]))
-            observation, _, terminated, truncated, _ = env.step(action)
-            decisions += 1
-            done = terminated or truncated
-        fallback, rng, tries = 0, np.random.default_rng([seed, 0xFA11]), 0
-        while objective.remaining > 0 and tries < 100_000:
-            unit = objective.space.snap(rng.random((1, len(objective.space))))[0]
-            tries += 1
-            if not objective.seen(unit):
-                objective(unit)
-                fallback += 1
+        decisions = drive(env, objective, seed, _policy_act(model, greedy), _steps)
+        fallback = spend_the_rest(objective, seed)
         self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
                            "fallback_evaluations": fallback,
                            "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})
+
+
+class FixedRuleSearch(Searcher):
+    """A learned searcher's environment driven by one of the ablation's fixed rules instead of the policy
+    (``policies.ablation.fixed_rules``): the real-harness counterpart of the ablation's "best fixed rule".
+
+    The environment is built with the settings of the design's default policy (its ``.json``: planning, bins,
+    fresh-point action), so the rule and the policy act on the same candidates or moves; the rule's random draws
+    come from ``default_rng([seed, key, 1])`` as the policy's do. Deterministic for a fixed seed.
+    """
+
+    proposal_s = 0.05
+    design: str = "candidates"
+    rule: str = ""
+    policy: Path = DEFAULT_POLICY
+
+    def search(self, objective: Objective, seed: int) -> None:
+        from policies.ablation import fixed_rules, make_search_env
+
+        meta = json.loads(self.policy.with_suffix(".json").read_text())
+        env = make_search_env(self.design, objective, meta)
+        act = fixed_rules(self.design, len(objective.space), int(meta.get("planning", 0)), int(meta.get("n_bins", 11)),
+                          bool(meta.get("explore", False)))[self.rule]
+        began = time.perf_counter()
+        decisions = drive(env, objective, seed, lambda obs, env, rng: act(obs, env, rng)[0],
+                          _used if self.design == "candidates" else _steps)
+        fallback = spend_the_rest(objective, seed) if self.design == "edit" else 0
+        self.stats.update({"rule": self.rule, "env_settings_from": self.policy.name, "policy_decisions": decisions,
+                           "surrogate_predictions": env.gp_predictions, "fallback_evaluations": fallback,
+                           "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})
+
+
+@register("candidates-ucb")
+class CandidatesUCBSearch(FixedRuleSearch):
+    """``ppo``'s candidate generator, always taking the UCB candidate (slot 4): the best fixed rule of the
+    candidate-policy ablation on the emulated Bybit test instances (docs/PPO.md)."""
+
+    design, rule, policy = "candidates", "slot 4 (ucb)", DEFAULT_POLICY
+
+
+@register("edit-fresh-or-climb")
+class EditFreshOrClimbSearch(FixedRuleSearch):
+    """``ppo-edit``'s environment, driven by "fresh or climb" (a fresh Sobol point or a hill-climbing edit, each with
+    probability 1/2): the best fixed rule of the edit-policy ablation on the emulated Bybit test instances."""
+
+    design, rule, policy = "edit", "fresh or climb", EDIT_POLICY
