@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from policies.base import SEARCHERS, Searcher, make, register, run, run_lane
+from policies.base import SEARCHERS, Searcher, make, register, run, run_lane, searcher_class
 from policies import bo, design, optuna_samplers, phased, ppo, random_search, smac_search  # noqa: F401,E402  (register the searchers)
 
-__all__ = ["SEARCHERS", "Searcher", "make", "register", "run", "run_lane"]
+__all__ = ["SEARCHERS", "Searcher", "make", "register", "run", "run_lane", "searcher_class"]

@@ -70,6 +70,12 @@ class Searcher(abc.ABC):
     def search(self, objective: Objective, seed: int) -> None:
         """Propose and evaluate until ``objective.remaining == 0`` (raising ``BudgetExhausted`` is fine)."""
 
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        """The options of the name ``<name>@<variant>`` (e.g. ``ppo@ppo_candidates_bybit``: another committed policy);
+        ``ValueError`` for searchers without variants."""
+        raise ValueError(f"searcher {cls.name!r} has no variants (got {cls.name}@{variant})")
+
     def ask_parallel(self, study: optuna.Study, objective: Objective, seed: int) -> optuna.trial.Trial:
         """Ask ``study`` (the run's shared study) for one trial whose parameters are the next proposal,
         given ``objective.history`` and the RUNNING trials (other workers' evaluations in flight)."""
@@ -87,13 +93,24 @@ def register(name: str) -> Callable[[type[Searcher]], type[Searcher]]:
     return decorate
 
 
-def make(name: str, **options: Any) -> Searcher:
-    """A searcher by registered name; ``ValueError`` naming the known ones otherwise."""
+def searcher_class(name: str) -> type[Searcher]:
+    """The class behind a searcher name: a registered name, or ``<name>@<variant>`` (checked by the class's
+    ``variant_options``); ``ValueError`` naming the known ones otherwise."""
+    base, _, variant = name.partition("@")
     try:
-        cls = SEARCHERS[name]
+        cls = SEARCHERS[base]
     except KeyError:
         raise ValueError(f"unknown searcher {name!r}; known: {', '.join(sorted(SEARCHERS))}") from None
-    return cls(**options)
+    if variant:
+        cls.variant_options(variant)
+    return cls
+
+
+def make(name: str, **options: Any) -> Searcher:
+    """A searcher by name (``searcher_class``); a variant's options first, then ``options``."""
+    cls = searcher_class(name)
+    variant = name.partition("@")[2]
+    return cls(**({**cls.variant_options(variant), **options} if variant else options))
 
 
 BLAS_THREADS = 1

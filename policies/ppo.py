@@ -80,6 +80,19 @@ validation instances (greedy 1.360 against 1.047 for the synthetic-trained 110k-
 core-space one, budget 50, 3 seeds; ``python -m policies.ablation --validate --split binance-to-bybit``)."""
 
 
+def committed_policy(variant: str, design: str) -> dict[str, Any]:
+    """``policy_path`` option of the searcher name ``<searcher>@<variant>``: the committed policy
+    ``policies/pretrained/<variant>.zip`` of ``design``; ``ValueError`` naming the committed ones otherwise."""
+    path = PRETRAINED / f"{variant}.zip"
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()
+            and json.loads(meta_path.read_text()).get("action_design", "candidates") == design):
+        known = sorted(p.stem for p in PRETRAINED.glob("*.json")
+                       if json.loads(p.read_text()).get("action_design", "candidates") == design)
+        raise ValueError(f"no committed {design} policy {variant!r} in {PRETRAINED}; committed: {', '.join(known)}")
+    return {"policy_path": str(path)}
+
+
 def pretrain_role(meta: dict[str, Any], instance: str) -> str:
     """What ``instance`` was to the policy whose ``.json`` is ``meta``: ``training``, ``validation``, ``test`` or
     ``unseen`` (policies trained on synthetic tasks have seen no instance)."""
@@ -157,9 +170,14 @@ def _policy_act(model: Any, greedy: bool) -> Callable[[np.ndarray, Any, np.rando
 
 @register("ppo")
 class PPOSearch(Searcher):
-    """Zero-shot PPO candidate choice on GP features (see the module docstring)."""
+    """Zero-shot PPO candidate choice on GP features (see the module docstring). ``ppo@<policy>`` runs another
+    committed candidates policy (``policies/pretrained/<policy>.zip``)."""
 
     proposal_s = 0.05
+
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        return committed_policy(variant, "candidates")
 
     def search(self, objective: Objective, seed: int) -> None:
         import torch
@@ -199,10 +217,15 @@ class PPOEditSearch(Searcher):
     always spent. Resume: the env starts from the objective's stored history (best, recent evaluations,
     surrogate), so an interrupted run continues, but not identically to an uninterrupted one.
 
-    Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``.
+    Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``;
+    ``ppo-edit@<policy>`` runs another committed edit policy.
     """
 
     proposal_s = 0.05
+
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        return committed_policy(variant, "edit")
 
     def search(self, objective: Objective, seed: int) -> None:
         import torch

@@ -99,7 +99,7 @@ class RunSpec:
 
 def lanes_for(searcher: str, lanes: int) -> int:
     """``lanes`` for a searcher that can evaluate in parallel within one run, else 1."""
-    return lanes if policies.SEARCHERS[searcher].parallel else 1
+    return lanes if policies.searcher_class(searcher).parallel else 1
 
 
 def canonical(instance: Instance) -> str:
@@ -454,7 +454,7 @@ def queue_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
     """The runs in the order workers take them: the searchers with the costliest proposals first
     (``Searcher.proposal_s``; longest-first scheduling, so that no worker is left alone with a slow run at the end),
     otherwise as configured. The order changes when runs happen, never what they compute."""
-    return sorted(specs, key=lambda spec: -policies.SEARCHERS[spec.searcher].proposal_s)
+    return sorted(specs, key=lambda spec: -policies.searcher_class(spec.searcher).proposal_s)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -779,9 +779,11 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser, instanc
     budget = args.budget if args.budget is not None else quick["budget"]
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds if args.seeds is not None else quick["seeds"]))
     searchers = args.searcher or [s for s in DEFAULT_SEARCHERS if s in policies.SEARCHERS]
-    unknown = [s for s in searchers if s not in policies.SEARCHERS]
-    if unknown:
-        parser.error(f"unknown searcher(s) {unknown}; known: {', '.join(sorted(policies.SEARCHERS))}")
+    for name in searchers:
+        try:
+            policies.searcher_class(name)
+        except ValueError as exc:
+            parser.error(str(exc))
     if budget < 1:
         parser.error("--budget must be at least 1")
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):

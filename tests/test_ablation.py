@@ -193,3 +193,21 @@ def test_compare_report_flags_a_policy_run_on_its_own_training_instances(tmp_pat
     report = (tmp_path / "overlap" / "report.md").read_text()
     assert "Not held out:** `ppo`'s policy was meta-trained or validated" in report
     assert "training instances binance-spot-2021-07;" in report and "random`'s policy" not in report
+
+
+def test_searcher_variants_name_committed_policies(capsys):
+    """``ppo@<policy>`` / ``ppo-edit@<policy>``: another committed policy of the same design, by name."""
+    from policies.base import searcher_class
+    from policies.ppo import PRETRAINED
+    from runs import compare
+
+    searcher = make("ppo@ppo_candidates_binance")
+    assert searcher.options["policy_path"] == str(PRETRAINED / "ppo_candidates_binance.zip")
+    assert searcher_class("ppo-edit@ppo_edit_binance").name == "ppo-edit"
+    with pytest.raises(ValueError, match="no committed candidates policy 'ppo_edit_binance'.*ppo_candidates_binance"):
+        make("ppo@ppo_edit_binance")  # an edit policy is not a candidates policy
+    with pytest.raises(ValueError, match="searcher 'random' has no variants"):
+        make("random@fast")
+    with pytest.raises(SystemExit):
+        compare.main(["--searcher", "ppo@missing", "--quick"])
+    assert "no committed candidates policy 'missing'" in capsys.readouterr().err
