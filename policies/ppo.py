@@ -168,23 +168,30 @@ def _policy_act(model: Any, greedy: bool) -> Callable[[np.ndarray, Any, np.rando
     return lambda observation, env, rng: choose(action_probabilities(model, observation), greedy, rng)
 
 
-@register("ppo")
-class PPOSearch(Searcher):
-    """Zero-shot PPO candidate choice on GP features (see the module docstring). ``ppo@<policy>`` runs another
-    committed candidates policy (``policies/pretrained/<policy>.zip``)."""
+EDIT_POLICY = PRETRAINED / "ppo_edit_binance.zip"
+
+
+def _key(design: str) -> Callable[[Any], int]:
+    return _used if design == "candidates" else _steps
+
+
+class LearnedSearch(Searcher):
+    """A committed policy acting zero-shot in its design's environment (``ppo``, ``ppo-edit``)."""
 
     proposal_s = 0.05
+    design: str = "candidates"
+    default_policy: Path = DEFAULT_POLICY
 
     @classmethod
     def variant_options(cls, variant: str) -> dict[str, Any]:
-        return committed_policy(variant, "candidates")
+        return committed_policy(variant, cls.design)
 
     def search(self, objective: Objective, seed: int) -> None:
         import torch
 
         torch.set_num_threads(1)
-        path = Path(self.options.get("policy_path") or DEFAULT_POLICY)
-        model, meta, env = load_policy(path, "ppo", "candidates", objective)
+        path = Path(self.options.get("policy_path") or self.default_policy)
+        model, meta, env = load_policy(path, self.name, self.design, objective)
         greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
         self.stats.update({
             "policy_path": str(path), "pretrain_space": meta.get("space"), "pretrain_split": meta.get("split"),
@@ -193,18 +200,23 @@ class PPOSearch(Searcher):
             "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or "")),
         })
         began = time.perf_counter()
-        decisions = drive(env, objective, seed, _policy_act(model, greedy), _used)
-        self.stats.update({
-            "policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
-            "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3),
-        })
+        decisions = drive(env, objective, seed, _policy_act(model, greedy), _key(self.design))
+        fallback = spend_the_rest(objective, seed) if self.design == "edit" else 0
+        self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
+                           "fallback_evaluations": fallback,
+                           "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})
 
 
-EDIT_POLICY = PRETRAINED / "ppo_edit_binance.zip"
+@register("ppo")
+class PPOSearch(LearnedSearch):
+    """Zero-shot PPO candidate choice on GP features (see the module docstring). ``ppo@<policy>`` runs another
+    committed candidates policy (``policies/pretrained/<policy>.zip``)."""
+
+    design, default_policy = "candidates", DEFAULT_POLICY
 
 
 @register("ppo-edit")
-class PPOEditSearch(Searcher):
+class PPOEditSearch(LearnedSearch):
     """The edit design (``policies.train_ppo --design edit``): the policy edits one axis of the current
     configuration at a time in :class:`~env.gym_env.GemSearchEnv`, and decides at each step whether to ask the
     surrogate (a GP refitted on the real history; free, at most ``planning`` times in a row) or to spend a real
@@ -221,29 +233,7 @@ class PPOEditSearch(Searcher):
     ``ppo-edit@<policy>`` runs another committed edit policy.
     """
 
-    proposal_s = 0.05
-
-    @classmethod
-    def variant_options(cls, variant: str) -> dict[str, Any]:
-        return committed_policy(variant, "edit")
-
-    def search(self, objective: Objective, seed: int) -> None:
-        import torch
-
-        torch.set_num_threads(1)
-        path = Path(self.options.get("policy_path") or EDIT_POLICY)
-        model, meta, env = load_policy(path, "ppo-edit", "edit", objective)
-        greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
-        self.stats.update({"policy_path": str(path), "pretrain_timesteps": meta.get("timesteps"),
-                           "pretrain_wall_s": meta.get("train_wall_s"), "pretrain_split": meta.get("split"),
-                           "acting": "greedy" if greedy else "sampled",
-                           "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))})
-        began = time.perf_counter()
-        decisions = drive(env, objective, seed, _policy_act(model, greedy), _steps)
-        fallback = spend_the_rest(objective, seed)
-        self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
-                           "fallback_evaluations": fallback,
-                           "policy_and_surrogate_wall_s": round(time.perf_counter() - began, 3)})
+    design, default_policy = "edit", EDIT_POLICY
 
 
 class FixedRuleSearch(Searcher):
@@ -268,8 +258,7 @@ class FixedRuleSearch(Searcher):
         act = fixed_rules(self.design, len(objective.space), int(meta.get("planning", 0)), int(meta.get("n_bins", 11)),
                           bool(meta.get("explore", False)))[self.rule]
         began = time.perf_counter()
-        decisions = drive(env, objective, seed, lambda obs, env, rng: act(obs, env, rng)[0],
-                          _used if self.design == "candidates" else _steps)
+        decisions = drive(env, objective, seed, lambda obs, env, rng: act(obs, env, rng)[0], _key(self.design))
         fallback = spend_the_rest(objective, seed) if self.design == "edit" else 0
         self.stats.update({"rule": self.rule, "env_settings_from": self.policy.name, "policy_decisions": decisions,
                            "surrogate_predictions": env.gp_predictions, "fallback_evaluations": fallback,
