@@ -84,7 +84,8 @@ class GemSearchEnv(gym.Env):
       bound of a :class:`~env.tasks.SyntheticTask`, the best of 1,024 random points of an emulated instance), the
       decrease of the normalised simple regret at each real evaluation (shaped on the best so
       far, as :class:`CandidateSearchEnv`), minus ``REPEAT_PENALTY`` for a cache hit;
-      queries earn 0. ``info["regret"]`` reports the regret. ``"legacy"``: the seed's reward.
+      queries earn ``-query_cost`` (default 0: free). ``info["regret"]`` reports the regret. ``"legacy"``: the
+      seed's reward.
     * ``permute_axes``: per episode, the policy's axis ``i`` is the space's axis ``perm[i]`` for a
       random permutation (observation and action alike): a randomisation against memorising axes.
     * ``explore``: the axis component gains the value ``d + 1``, *a fresh point*: the current configuration
@@ -100,7 +101,7 @@ class GemSearchEnv(gym.Env):
                  space: str = "joint", universe_seed: int = 0, task_seed: int | None = None,
                  problem: Any | None = None, objective_factory: Callable[[], Objective] | None = None,
                  n_bins: int = 11, history: int = 8, planning: int = 0, reward: str = "legacy",
-                 permute_axes: bool = False, explore: bool = False) -> None:
+                 permute_axes: bool = False, explore: bool = False, query_cost: float = 0.0) -> None:
         super().__init__()
         if backend not in ("real", "task") and problem is None and objective_factory is None:
             raise ValueError(f"backend must be 'real' or 'task' (or pass problem=...), got {backend!r}")
@@ -113,6 +114,7 @@ class GemSearchEnv(gym.Env):
         self.reward = reward
         self.permute_axes = bool(permute_axes)
         self.explore = bool(explore)
+        self.query_cost = float(query_cost)
         self.backend = backend
         self.task_seed = task_seed
         self._problem = problem
@@ -260,7 +262,7 @@ class GemSearchEnv(gym.Env):
             info = {"score": None, "real_evaluations": self.objective.used, "repeat": False, "query": True}
             if self.bound is not None:
                 info["regret"] = self._last_regret
-            return self._observation(), 0.0, False, truncated, info
+            return self._observation(), -self.query_cost, False, truncated, info
         used = self.objective.used
         record = self.objective(target)
         repeat = self.objective.used == used  # answered from the cache

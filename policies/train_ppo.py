@@ -148,7 +148,7 @@ def load_tasks(split: str, which: str, emulators: Path | None = None) -> list:
 
 def make_env(design: str, space: str, budget: tuple[int, int], reward: str, split: str | None = None,
              problems: list | None = None, randomisation: dict | None = None, planning: int = PLANNING,
-             seed: int = 0, emulators: Path | None = None):
+             seed: int = 0, emulators: Path | None = None, query_cost: float = 0.0):
     """One training env: synthetic tasks (``split=None``, candidates only) or the split's emulated training instances."""
     if split is None:
         if design != "candidates":
@@ -161,12 +161,12 @@ def make_env(design: str, space: str, budget: tuple[int, int], reward: str, spli
     if design == "candidates":
         return CandidateSearchEnv(sampler.space, objective_factory=sampler, reward=reward)
     return GemSearchEnv(budget=budget[1], objective_factory=sampler, planning=planning, reward="improvement",
-                        permute_axes=True, explore=EXPLORE)
+                        permute_axes=True, explore=EXPLORE, query_cost=query_cost)
 
 
 def run_settings(space: str, steps: int, seed: int, budget: tuple[int, int], reward: str,
                  init: Path | None, *, split: str | None = None, design: str = "candidates", n_envs: int = N_ENVS,
-                 planning: int = PLANNING, randomisation: dict | None = None) -> dict[str, Any]:
+                 planning: int = PLANNING, randomisation: dict | None = None, query_cost: float = 0.0) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (the checkpoint interval may change between attempts)."""
     settings = {"space": space, "steps": int(steps), "seed": int(seed), "budget_range": [int(budget[0]), int(budget[1])],
                 "reward": reward, "init": str(init) if init is not None else None, "n_envs": int(n_envs),
@@ -176,6 +176,8 @@ def run_settings(space: str, steps: int, seed: int, budget: tuple[int, int], rew
                      "randomisation": {k: list(v) for k, v in (randomisation or {}).items() if v is not None}}
         if design == "edit":
             settings |= {"planning": int(planning), "explore": EXPLORE}
+            if query_cost:  # absent when 0, so runs from before the option resume as they were
+                settings["query_cost"] = float(query_cost)
     return settings
 
 
@@ -310,7 +312,7 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
           reward: str = "improvement", init: Path | None = None, checkpoint_every: int = CHECKPOINT_EVERY,
           restart: bool = False, *, split: str | None = None, design: str = "candidates", n_envs: int = N_ENVS,
           vec: str = "dummy", planning: int = PLANNING, randomisation: dict | None = None,
-          validation_seeds: int = 3, emulators: Path | None = None) -> dict:
+          validation_seeds: int = 3, emulators: Path | None = None, query_cost: float = 0.0) -> dict:
     """Train (from scratch, or on from the policy ``init``), save ``out`` (+ ``.json``, ``.csv``, ``.png``), return the metadata.
 
     Continuing from ``init`` adds its recorded timesteps and wall time to the totals saved. Training stops at
@@ -333,8 +335,10 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
         split_tasks(split)  # an unknown split fails before anything is written
         randomisation = dict(RANDOMISATION if randomisation is None else randomisation)
     ckpt = checkpoint_path(out)
+    if query_cost and design != "edit":
+        raise ValueError("query_cost charges the edit design's surrogate queries: use it with design='edit'")
     settings = run_settings(space, steps, seed, budget, reward, init, split=split, design=design, n_envs=n_envs,
-                            planning=planning, randomisation=randomisation)
+                            planning=planning, randomisation=randomisation, query_cost=query_cost)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     if restart and ckpt.exists():
@@ -351,7 +355,7 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
         def factory(i: int) -> Callable[[], Any]:
             def build() -> Any:
                 env = make_env(design, space, budget, reward, split, randomisation=randomisation,
-                               planning=planning, seed=seed + i, emulators=emulators)
+                               planning=planning, seed=seed + i, emulators=emulators, query_cost=query_cost)
                 # kept for the process (SubprocVecEnv workers start without the limit); after make_env, which loads
                 # LightGBM's OpenMP: threadpoolctl limits only the libraries already loaded
                 threadpool_limits(limits=1)
@@ -418,7 +422,8 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
                  "training_tasks": tasks["training_tasks"], "validation_tasks": tasks["validation_tasks"],
                  "test_tasks": tasks["test_tasks"], "randomisation": settings["randomisation"]}
         if design == "edit":
-            meta |= {"planning": planning, "n_bins": 11, "permute_axes": True, "explore": EXPLORE}
+            meta |= {"planning": planning, "n_bins": 11, "permute_axes": True, "explore": EXPLORE,
+                     "query_cost": float(query_cost)}
         if validation_seeds > 0:  # the only choice made after training, on the validation instances
             from policies.ablation import evaluate_policy
 
@@ -524,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="action design: choose among GP candidates, or edit the joint space (with planning)")
     parser.add_argument("--planning", type=int, default=PLANNING,
                         help="edit design: free surrogate queries allowed per real evaluation")
+    parser.add_argument("--query-cost", type=float, default=0.0,
+                        help="edit design: reward of each free surrogate query is minus this (default 0: free)")
     parser.add_argument("--n-envs", type=int, default=N_ENVS, help="vectorised environments")
     parser.add_argument("--vec", default="dummy", choices=["dummy", "subproc"],
                         help="DummyVecEnv (one process) or SubprocVecEnv (one process per env)")
@@ -560,7 +567,7 @@ def main(argv: list[str] | None = None) -> None:
                      reward=args.reward, init=args.init, checkpoint_every=args.checkpoint_every, restart=args.restart,
                      split=args.split if emulated else None, design=args.design, n_envs=args.n_envs, vec=args.vec,
                      planning=args.planning, randomisation=randomisation if emulated else None,
-                     validation_seeds=args.validation_seeds, emulators=args.emulators)
+                     validation_seeds=args.validation_seeds, emulators=args.emulators, query_cost=args.query_cost)
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,16 @@ def test_edit_planning_queries_are_free_and_bounded(training):
         assert info["query"] and reward == 0.0 and env.objective.used == used
     _, _, _, _, info = env.step(np.array([1, 5, 0]))  # the third query in a row is a real evaluation
     assert not info["query"] and env.objective.used == used + 1
+    charged = make_env("edit", "joint", (10, 10), "improvement", "synthetic-v1", problems=training, planning=2,
+                       query_cost=0.003)
+    charged.reset(seed=0)
+    _, reward, *_, info = charged.step(np.array([0, 5, 0]))  # --query-cost: a query earns minus the cost
+    assert info["query"] and reward == -0.003
+    from policies.train_ppo import run_settings
+    assert "query_cost" not in run_settings("joint", 8, 0, (8, 12), "improvement", None, split="synthetic-v1",
+                                            design="edit")  # absent when free: older checkpoints still resume
+    with pytest.raises(ValueError, match="edit design"):
+        train("joint", 8, Path("unused.zip"), split="synthetic-v1", design="candidates", query_cost=0.01)
 
 
 def test_training_on_emulated_instances_resumes_and_records_the_split(tiny_edit, tmp_path):
