@@ -102,9 +102,10 @@ class ExperimentQueue:
             config = {**config, "instances": list(known.values())}
         self.study.set_user_attr("experiment", dict(config))
         covered = set()
+        discarded = self.discarded_claims()
         for trial in self.study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
-            if self.discarded_claim(trial):
+            if discarded(trial):
                 continue
             if trial.state in (TrialState.WAITING, TrialState.RUNNING) or (
                     trial.state == TrialState.COMPLETE and attrs.get("budget", 0) >= config["budget"]):
@@ -130,9 +131,10 @@ class ExperimentQueue:
         queued again since: a failed claim that a later ``--resume`` re-queued no longer counts)."""
         counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0}
         failed, latest = [], {}
+        discarded = self.discarded_claims()
         for trial in self.study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
-            if self.discarded_claim(trial):
+            if discarded(trial):
                 continue
             run = (attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane"))
             if trial.state == TrialState.WAITING:
@@ -162,23 +164,27 @@ class ExperimentQueue:
 
     def infos(self) -> list[dict[str, Any]]:
         """The run summaries of the COMPLETE claims."""
+        discarded = self.discarded_claims()
         return [t.user_attrs["info"] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if "info" in t.user_attrs and not self.discarded_claim(t)]
+                if "info" in t.user_attrs and not discarded(t)]
 
     @property
     def discarded(self) -> dict[str, int]:
         """``{searcher: last discarded claim number}``: that searcher's claims up to it count for nothing."""
         return dict(self.study.user_attrs.get("discarded", {}))
 
-    def discarded_claim(self, trial: optuna.trial.FrozenTrial) -> bool:
-        return trial.number <= self.discarded.get(trial.user_attrs.get("searcher"), -1)
+    def discarded_claims(self) -> Callable[[optuna.trial.FrozenTrial], bool]:
+        """Whether a claim was discarded (the study's attribute read once, not once per claim)."""
+        last = self.discarded
+        return lambda trial: trial.number <= last.get(trial.user_attrs.get("searcher"), -1)
 
     def discard(self, searchers: Sequence[str]) -> None:
         """Forget every claim of ``searchers`` so far (``runs.compare --rerun``): the next submission queues their
         runs again. ``StoreError`` while one of them is running (a worker holds it)."""
         trials = self.study.get_trials(deepcopy=False)
+        discarded = self.discarded_claims()
         busy = sorted({t.user_attrs.get("searcher") for t in trials if t.state == TrialState.RUNNING
-                       and t.user_attrs.get("searcher") in searchers and not self.discarded_claim(t)})
+                       and t.user_attrs.get("searcher") in searchers and not discarded(t)})
         if busy:
             raise StoreError(f"cannot re-run {', '.join(busy)}: a worker is running one of its runs; wait for it, "
                              "or stop the workers first")
