@@ -126,17 +126,20 @@ def make_search_env(design: str, objective: Objective, meta: dict[str, Any]):
 def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, meta: dict[str, Any],
                 scale: tuple[float, float]) -> tuple[float, list[Any], list[float]]:
     """One search of ``budget`` real (emulated) evaluations: normalised best, the actions taken, their entropies."""
+    from policies.ppo import drive
+
     objective = Objective(problem, budget, searcher="ablation", seed=seed)
     env = make_search_env(design, objective, meta)
-    observation, _ = env.reset(seed=seed)
-    actions, entropies, done = [], [], objective.remaining == 0
-    while not done:
-        action, probs = act(observation, env, np.random.default_rng([seed, env.steps, 1]))
+    actions, entropies = [], []
+
+    def recorded(observation, env, rng):
+        action, probs = act(observation, env, rng)
         actions.append(action)
         if probs is not None:
             entropies.append(entropy(probs))
-        observation, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
+        return action
+
+    drive(env, objective, seed, recorded, lambda env: env.steps)
     return normalised_best(objective, scale), actions, entropies
 
 
@@ -168,6 +171,14 @@ def evaluate_policy(model: PPO, meta: dict[str, Any], problems: Sequence[Any], b
     """:func:`evaluate` with the policy acting (greedy or sampled); used by training to choose on validation instances."""
     torch.set_num_threads(1)
     return evaluate(meta.get("action_design", "candidates"), learned(model, greedy), problems, budget, seeds, meta)
+
+
+def validation_scores(model: PPO, meta: dict[str, Any], problems: Sequence[Any], budget: int,
+                      seeds: int) -> dict[str, float]:
+    """Mean normalised best of the policy acting greedy and sampled (``{"greedy": ..., "sampled": ...}``): what a
+    policy's acting mode and the searchers' default policies are chosen on, on validation instances."""
+    return {mode: evaluate_policy(model, meta, problems, budget, range(seeds), greedy=(mode == "greedy"))["mean"]
+            for mode in ("greedy", "sampled")}
 
 
 def histogram(design: str, actions: list[Any], d: int) -> dict[str, float]:
@@ -261,8 +272,7 @@ def validate(name: str, split: str, budget: int = 50, seeds: int = 3, folder: Pa
     problems = load_tasks(split, "validation_tasks", emulators)
     model = PPO.load(folder / f"{name}.zip", device="cpu")
     began = time.perf_counter()
-    scores = {mode: evaluate_policy(model, meta, problems, budget, range(seeds), greedy=(mode == "greedy"))["mean"]
-              for mode in ("greedy", "sampled")}
+    scores = validation_scores(model, meta, problems, budget, seeds)
     return {"name": name, "action_design": meta.get("action_design", "candidates"), "space": meta.get("space"),
             "timesteps": meta.get("timesteps"), "split": split, "validation_tasks": split_tasks(split)["validation_tasks"],
             "budget": budget, "seeds": seeds, **scores, "best": max(scores.values()),

@@ -102,11 +102,10 @@ def pretrain_role(meta: dict[str, Any], instance: str) -> str:
     return "unseen"
 
 
-def load_policy(path: Path, searcher: str, design: str, objective: Objective) -> tuple[Any, dict[str, Any], Any]:
+def load_policy(path: Path, design: str, objective: Objective) -> tuple[Any, dict[str, Any], Any]:
     """The policy at ``path``, its ``.json`` (``{}`` when absent) and the environment it acts in on ``objective``.
 
-    A missing policy or one trained for another observation shape is a clear error; running on one of the
-    policy's training or validation instances warns (the result is not held out)."""
+    A missing policy or one trained for another observation shape is a clear error."""
     from stable_baselines3 import PPO
 
     from policies.ablation import make_search_env
@@ -121,10 +120,6 @@ def load_policy(path: Path, searcher: str, design: str, objective: Objective) ->
     if model.observation_space.shape != env.observation_space.shape:
         raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
                          f"version's {env.observation_space.shape}; retrain with python -m policies.train_ppo")
-    role = pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))
-    if role in ("training", "validation"):
-        warnings.warn(f"{searcher}: {objective.problem.instance} is one of {path.name}'s {role} instances: "
-                      f"this run is not a held-out result", stacklevel=3)
     return model, meta, env
 
 
@@ -191,13 +186,17 @@ class LearnedSearch(Searcher):
 
         torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or self.default_policy)
-        model, meta, env = load_policy(path, self.name, self.design, objective)
+        model, meta, env = load_policy(path, self.design, objective)
         greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
+        role = pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))
+        if role in ("training", "validation"):  # the result is not held out
+            warnings.warn(f"{self.name}: {objective.problem.instance} is one of {path.name}'s {role} instances: "
+                          f"this run is not a held-out result", stacklevel=2)
         self.stats.update({
             "policy_path": str(path), "pretrain_space": meta.get("space"), "pretrain_split": meta.get("split"),
             "pretrain_timesteps": meta.get("timesteps"), "pretrain_episodes": meta.get("episodes"),
             "pretrain_wall_s": meta.get("train_wall_s"), "acting": "greedy" if greedy else "sampled",
-            "pretrain_role": pretrain_role(meta, str(getattr(objective.problem, "instance", "") or "")),
+            "pretrain_role": role,
         })
         began = time.perf_counter()
         decisions = drive(env, objective, seed, _policy_act(model, greedy), _key(self.design))

@@ -425,11 +425,10 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
             meta |= {"planning": planning, "n_bins": 11, "permute_axes": True, "explore": EXPLORE,
                      "query_cost": float(query_cost)}
         if validation_seeds > 0:  # the only choice made after training, on the validation instances
-            from policies.ablation import evaluate_policy
+            from policies.ablation import validation_scores
 
-            scores = {mode: evaluate_policy(model, meta, load_tasks(split, "validation_tasks", emulators), VALIDATION_BUDGET,
-                                            range(validation_seeds), greedy=(mode == "greedy"))["mean"]
-                      for mode in ("sampled", "greedy")}
+            scores = validation_scores(model, meta, load_tasks(split, "validation_tasks", emulators), VALIDATION_BUDGET,
+                                       validation_seeds)
             meta["validation"] = {"budget": VALIDATION_BUDGET, "seeds": validation_seeds,
                                   "mean_normalised_best": scores}
             meta["acting"] = max(scores, key=lambda mode: (scores[mode], mode == "sampled"))
