@@ -222,3 +222,19 @@ def test_searcher_variants_name_committed_policies(capsys):
     with pytest.raises(SystemExit):
         compare.main(["--searcher", "ppo@missing", "--quick"])
     assert "no committed candidates policy 'missing'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["candidates-ucb", "edit-fresh-or-climb"])
+def test_fixed_rule_searchers_spend_the_budget_exactly_and_are_deterministic(name):
+    problem = load_tasks("synthetic-v1", "test_tasks")[0]
+
+    def once(seed: int):
+        objective = Objective(problem, 12, searcher=name, seed=seed)
+        searcher = make(name)
+        run(searcher, objective, seed)
+        assert objective.used == 12 and searcher.stats["policy_decisions"] > 0
+        assert searcher.stats["rule"] in ablation.fixed_rules(searcher.design, len(problem.space), 3, 11, True)
+        return [(r.params, r.score) for r in objective.history]
+
+    first = once(0)
+    assert first == once(0) and len({str(p) for p, _ in first}) == 12  # no configuration evaluated twice
