@@ -229,3 +229,34 @@ def test_smac_proposes_the_same_in_processes_with_different_string_hashing():
                              env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout.strip().splitlines()[-1]
               for h in (1, 2)}
     assert len(traces) == 1 and next(iter(traces)).count("|") == 19
+
+
+def test_smac_forest_is_the_same_with_node_arrays_sized_by_the_rows():
+    """``leaf_capacity_from_rows`` only resizes the forest's node arrays: every tree and prediction is unchanged."""
+    _needs("smac")
+    import tempfile
+
+    import numpy as np
+    from smac import HyperparameterOptimizationFacade, Scenario
+
+    from policies.smac_search import configspace, leaf_capacity_from_rows
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as out:
+        scenario = Scenario(configspace(SearchSpace("joint"), 0), output_directory=Path(out), deterministic=True,
+                            n_trials=60, seed=5)
+        smac_default, resized = (HyperparameterOptimizationFacade.get_model(scenario) for _ in range(2))
+        leaf_capacity_from_rows(resized)
+        for rows in (3, 17, 60):
+            X = rng.random((rows, len(SearchSpace("joint"))))
+            y = np.log(rng.random((rows, 1)) + 0.01)
+            smac_default.train(X, y)
+            resized.train(X, y)
+            assert resized._rf.max_leaf_nodes == 2 * rows < smac_default._rf.max_leaf_nodes == 2**20
+            for a, b in zip(smac_default._rf.estimators_, resized._rf.estimators_):
+                assert np.array_equal(a.tree_.feature, b.tree_.feature)
+                assert np.array_equal(a.tree_.threshold, b.tree_.threshold)
+                assert np.array_equal(a.tree_.value, b.tree_.value)
+            Z = rng.random((200, X.shape[1]))
+            for got, expected in zip(resized.predict_marginalized(Z), smac_default.predict_marginalized(Z)):
+                assert np.array_equal(got, expected)
