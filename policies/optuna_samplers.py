@@ -33,9 +33,11 @@ without repeating a trial but is not trial-for-trial the uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from typing import Iterator
 
 import numpy as np
 import optuna
@@ -161,15 +163,59 @@ class OptunaGPSearch(OptunaSearcher):
     * ``constraints_func=None``: ``-inf`` scores are left to the sampler (it
       clips them to the worst finite value).
     * ``seed``: the run's seed, one sampler per ``search`` call (see the module docstring).
+    * Run without Optuna's ``with torch.device("cpu")`` mode (:func:`without_cpu_device_mode`): same proposals,
+      about 35% less time.
     """
 
     proposal_s = 0.5
     reseed_every_ask = False
 
+    def search(self, objective: Objective, seed: int) -> None:
+        with without_cpu_device_mode():
+            super().search(objective, seed)
+
     def sampler(self, seed: int) -> BaseSampler:
         return GPSampler(seed=seed, independent_sampler=RandomSampler(seed=seed),
                          n_startup_trials=int(self.options.get("n_startup_trials", 10)),
                          deterministic_objective=False, constraints_func=None, warn_independent_sampling=False)
+
+
+class _TorchWithoutCpuDeviceMode:
+    """``torch`` as GPSampler's module sees it, except that ``torch.device("cpu")`` is no context manager."""
+
+    def __getattr__(self, name: str):
+        import torch
+
+        return getattr(torch, name)
+
+    def device(self, device: str) -> contextlib.AbstractContextManager:
+        import torch
+
+        if str(device) == "cpu" and torch.get_default_device().type == "cpu":
+            return contextlib.nullcontext()
+        return torch.device(device)
+
+
+@contextlib.contextmanager
+def without_cpu_device_mode() -> Iterator[None]:
+    """Run Optuna's GPSampler without its ``with torch.device("cpu")`` mode while the default device is the CPU.
+
+    Optuna 5.0 wraps every GP ask in ``with torch.device("cpu")`` (against a global CUDA default device, its issue
+    #6113). Used as a context manager, ``torch.device`` installs a Python ``TorchFunctionMode``, and every torch call
+    inside (a GP ask makes hundreds of thousands) then goes through a Python ``__torch_function__``: 13 million
+    calls, 425 s of a profiled 707 s run at 40 trials. With the CPU already the default device the mode changes no
+    tensor, so it is left out (the default device is checked at each ask; any other default device gets Optuna's
+    context manager). Same proposals, measured: equal score histories with and without, and about 30% less time
+    (``docs/PERFORMANCE.md``).
+    """
+    import optuna.samplers._gp.sampler as gp_sampler_module
+
+    original = gp_sampler_module.torch
+    gp_sampler_module.torch = _TorchWithoutCpuDeviceMode()
+    try:
+        yield
+    finally:
+        gp_sampler_module.torch = original
 
 
 @register("cmaes")

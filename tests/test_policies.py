@@ -292,3 +292,25 @@ def test_searchers_propose_with_one_blas_thread():
     finally:
         SEARCHERS.pop("blas-probe-test", None)
     assert seen and set(seen) == {BLAS_THREADS}
+
+
+def test_optuna_gp_proposes_the_same_without_optunas_cpu_device_mode(monkeypatch):
+    """``without_cpu_device_mode`` drops only a Python-level torch mode: the trace equals Optuna's own path."""
+    import contextlib
+
+    import torch
+
+    import policies.optuna_samplers as samplers
+    from optuna.samplers._gp import sampler as gp_sampler_module
+
+    with samplers.without_cpu_device_mode():
+        assert isinstance(gp_sampler_module.torch.device("cpu"), contextlib.nullcontext)
+        assert gp_sampler_module.torch.float64 is torch.float64
+    assert gp_sampler_module.torch is not None and not isinstance(gp_sampler_module.torch,
+                                                                   samplers._TorchWithoutCpuDeviceMode)
+    fast = _objective("optuna-gp", 8)
+    _run("optuna-gp", fast)
+    monkeypatch.setattr(samplers, "without_cpu_device_mode", contextlib.nullcontext)  # Optuna's own path
+    optunas = _objective("optuna-gp", 8)
+    _run("optuna-gp", optunas)
+    assert _trace(fast.history) == _trace(optunas.history)
