@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 
 from env.objective import Objective
 from env.store import distributions
-from policies.base import MAX_CONSECUTIVE_DUPLICATES, Searcher, register
+from policies.base import BLAS_THREADS, MAX_CONSECUTIVE_DUPLICATES, Searcher, register
 
 
 def _study(objective: Objective) -> optuna.Study:
@@ -164,15 +164,24 @@ class OptunaGPSearch(OptunaSearcher):
       clips them to the worst finite value).
     * ``seed``: the run's seed, one sampler per ``search`` call (see the module docstring).
     * Run without Optuna's ``with torch.device("cpu")`` mode (:func:`without_cpu_device_mode`): same proposals,
-      about 35% less time.
+      about 35% less time; torch on ``BLAS_THREADS`` intra-op threads, set here because ``threadpool_limits``
+      only limits libraries already loaded when it is entered, and torch is imported lazily (the first
+      ``optuna-gp`` run of a process used torch's default threads, every later one one thread).
     """
 
     proposal_s = 0.5
     reseed_every_ask = False
 
     def search(self, objective: Objective, seed: int) -> None:
-        with without_cpu_device_mode():
-            super().search(objective, seed)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(BLAS_THREADS)  # threadpoolctl's limit misses torch when torch loads inside it
+        try:
+            with without_cpu_device_mode():
+                super().search(objective, seed)
+        finally:
+            torch.set_num_threads(threads)
 
     def sampler(self, seed: int) -> BaseSampler:
         return GPSampler(seed=seed, independent_sampler=RandomSampler(seed=seed),
