@@ -77,3 +77,22 @@ def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
     first = json.loads((tmp_path / "del" / "results.json").read_text())
     assert (again["best_intact"], again["best_deleted"]) == (first["best_intact"], first["best_deleted"])
     assert (source / "trials.tsv").read_text() == rows_before  # nothing searched, nothing appended
+
+
+def test_size_matched_deletion_difference_removes_the_larger_sets_selection_advantage():
+    """Two samples of one distribution: the raw best-minus-best favours the bigger set, the size-matched one not."""
+    from runs.experiments import size_matched_difference
+
+    rng = np.random.default_rng(0)
+    raw, matched = [], []
+    for _ in range(200):
+        deleting, intact = rng.normal(size=150), rng.normal(size=10)
+        raw.append(deleting.max() - intact.max())
+        matched.append(size_matched_difference(deleting, intact)[0])
+    assert np.mean(raw) > 0.5  # the selection effect: about E[max of 150] - E[max of 10] = 2.5 - 1.5
+    assert abs(np.mean(matched)) < 0.1
+    assert size_matched_difference([1.0, 2.0], [0.5]) == (1.5 - 0.5, 1)  # m = 1: the means
+    assert size_matched_difference([3.0, 1.0, 2.0], [0.0, 5.0, 4.0]) == (3.0 - 5.0, 3)  # m = n: the maxima
+    from runs.experiments import expected_best_of_subset
+    assert expected_best_of_subset([1.0, 2.0, 3.0], 2) == pytest.approx((2 + 3 + 3) / 3)
+    assert size_matched_difference([], [1.0])[1] == 0
