@@ -42,6 +42,11 @@ COMPONENTS = ("switches.use_bull", "switches.use_bear", "switches.use_ranging", 
 GATE = "switches.risk_off_gate"
 KEY_PAIR = ("bull.r2_threshold", "bear.r2_threshold")
 MIN_FINITE_FOR_SURROGATE = 12
+MAX_TRIALS_FOR_SURROGATE = 600
+"""The interaction GP is fitted to at most this many finite trials of an instance (a seeded uniform subset beyond).
+An exact GP with 35 ARD length scales costs O(n^3) per optimiser step and O(n^2 d) memory for its gradient: on a
+comparison of 11 searchers x 2 seeds x 100 evaluations (about 1,500 finite trials per instance) the fits had not
+finished one instance in 14 minutes; the quick comparisons (at most 560 trials) are below the cap and unchanged."""
 
 
 # --------------------------------------------------------------------------- searches and shared helpers
@@ -199,10 +204,14 @@ def fanova_importances(space: SearchSpace, records: Sequence[TrialRecord], seed:
 
 
 def _pair_strengths(space: SearchSpace, records: Sequence[TrialRecord]) -> dict[tuple[str, str], float] | None:
-    """H^2 of every pair of core axes on a GP fitted to the instance's finite trials (None: too few)."""
+    """H^2 of every pair of core axes on a GP fitted to the instance's finite trials (None: too few; at most
+    ``MAX_TRIALS_FOR_SURROGATE`` of them)."""
     finite = [r for r in records if math.isfinite(r.score)]
     if len(finite) < MIN_FINITE_FOR_SURROGATE:
         return None
+    if len(finite) > MAX_TRIALS_FOR_SURROGATE:
+        keep = np.sort(np.random.default_rng(0).choice(len(finite), MAX_TRIALS_FOR_SURROGATE, replace=False))
+        finite = [finite[i] for i in keep]
     x = np.array([space.encode(space.params(dict(r.params))) for r in finite])
     surrogate = GPSurrogate(space, seed=0).fit(x, np.array([r.score for r in finite]))
     background = space.snap(x[np.random.default_rng(0).choice(len(x), min(48, len(x)), replace=False)])
@@ -259,7 +268,8 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
            "Do joint-space searchers find configurations the phased one-at-a-time sweep cannot (the seed's headline "
            "number: the joint-space lift), and how strongly do the blocks interact (bull x bear r2_threshold)?",
            _setup(config, space) + " Lift = a searcher's best minus the phased sweep's best on the same instance. H^2 = "
-           "interaction share of each pair of core axes on a GP fitted to the instance's finite trials (two-way ANOVA "
+           "interaction share of each pair of core axes on a GP fitted to the instance's finite trials (a seeded subset of "
+           f"{MAX_TRIALS_FOR_SURROGATE} where there are more; two-way ANOVA "
            "of the pair's partial dependence on a 7x7 grid, 48 background points).",
            ["## Over instances", "", *s_rows, "", "## Per instance", "", *rows], answer,
            {"summary": summary, "h2_bull_bear": {"per_instance": key_h, "aggregate": agg_h}, "lifts": lifts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,3 +97,34 @@ def test_size_matched_deletion_difference_removes_the_larger_sets_selection_adva
     from runs.experiments import expected_best_of_subset
     assert expected_best_of_subset([1.0, 2.0, 3.0], 2) == pytest.approx((2 + 3 + 3) / 3)
     assert size_matched_difference([], [1.0])[1] == 0
+
+
+def test_the_interaction_gp_is_fitted_to_at_most_the_capped_number_of_trials(monkeypatch):
+    """Beyond ``MAX_TRIALS_FOR_SURROGATE`` finite trials the GP sees a seeded subset (the same one every time)."""
+    import runs.experiments as experiments
+    from env.records import TrialRecord
+    from strategy.space import SearchSpace
+
+    space = SearchSpace("joint")
+    rng = np.random.default_rng(1)
+    records = [TrialRecord(eval_index=i, searcher="random", seed=0, params=space.values(space.sample(rng)),
+                           score=float(i) if i % 5 else -math.inf) for i in range(60)]
+    fitted: list[np.ndarray] = []
+
+    class Stop(Exception):
+        pass
+
+    def fit(self, x, y, like=None):
+        fitted.append(np.asarray(y))
+        raise Stop
+
+    monkeypatch.setattr(experiments.GPSurrogate, "fit", fit)
+    monkeypatch.setattr(experiments, "MAX_TRIALS_FOR_SURROGATE", 20)
+    for _ in range(2):
+        with pytest.raises(Stop):
+            experiments._pair_strengths(space, records)
+    assert len(fitted[0]) == 20 and np.array_equal(fitted[0], fitted[1]) and np.all(np.isfinite(fitted[0]))
+    monkeypatch.setattr(experiments, "MAX_TRIALS_FOR_SURROGATE", 600)
+    with pytest.raises(Stop):
+        experiments._pair_strengths(space, records)
+    assert len(fitted[2]) == 48  # all the finite trials below the cap
