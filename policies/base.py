@@ -32,8 +32,9 @@ budget holds exactly however many workers join.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -118,6 +119,23 @@ BLAS_THREADS = 1
 rows), so extra threads only contend with the other workers of an experiment (gp proposed 4x slower with 2 jobs
 on 2 cores), and a fixed count makes proposals independent of the machine's cores (gp's proposals, which take an
 argmax over floating-point acquisition values, differed between 1 and 2 threads)."""
+
+
+@contextlib.contextmanager
+def torch_threads() -> Iterator[None]:
+    """torch's intra-op threads at ``BLAS_THREADS`` for a searcher that uses torch (restored after).
+
+    ``run``'s ``threadpool_limits`` only limits the libraries loaded when it is entered, and torch is imported
+    lazily, inside the search: without this the first torch-using run of a process ran on torch's default
+    threads and later ones on one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(BLAS_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run(searcher: Searcher, objective: Objective, seed: int) -> list[TrialRecord]:

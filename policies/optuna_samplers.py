@@ -46,7 +46,7 @@ from optuna.trial import TrialState
 
 from env.objective import Objective
 from env.store import distributions
-from policies.base import BLAS_THREADS, MAX_CONSECUTIVE_DUPLICATES, Searcher, register
+from policies.base import MAX_CONSECUTIVE_DUPLICATES, Searcher, register, torch_threads
 
 
 def _study(objective: Objective) -> optuna.Study:
@@ -164,24 +164,15 @@ class OptunaGPSearch(OptunaSearcher):
       clips them to the worst finite value).
     * ``seed``: the run's seed, one sampler per ``search`` call (see the module docstring).
     * Run without Optuna's ``with torch.device("cpu")`` mode (:func:`without_cpu_device_mode`): same proposals,
-      about 35% less time; torch on ``BLAS_THREADS`` intra-op threads, set here because ``threadpool_limits``
-      only limits libraries already loaded when it is entered, and torch is imported lazily (the first
-      ``optuna-gp`` run of a process used torch's default threads, every later one one thread).
+      about 35% less time; torch on ``BLAS_THREADS`` intra-op threads (``policies.base.torch_threads``).
     """
 
     proposal_s = 0.5
     reseed_every_ask = False
 
     def search(self, objective: Objective, seed: int) -> None:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(BLAS_THREADS)  # threadpoolctl's limit misses torch when torch loads inside it
-        try:
-            with without_cpu_device_mode():
-                super().search(objective, seed)
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(), without_cpu_device_mode():
+            super().search(objective, seed)
 
     def sampler(self, seed: int) -> BaseSampler:
         return GPSampler(seed=seed, independent_sampler=RandomSampler(seed=seed),
@@ -192,17 +183,18 @@ class OptunaGPSearch(OptunaSearcher):
 class _TorchWithoutCpuDeviceMode:
     """``torch`` as GPSampler's module sees it, except that ``torch.device("cpu")`` is no context manager."""
 
-    def __getattr__(self, name: str):
+    def __init__(self) -> None:
         import torch
 
-        return getattr(torch, name)
+        self._torch = torch
+
+    def __getattr__(self, name: str):
+        return getattr(self._torch, name)
 
     def device(self, device: str) -> contextlib.AbstractContextManager:
-        import torch
-
-        if str(device) == "cpu" and torch.get_default_device().type == "cpu":
+        if str(device) == "cpu" and self._torch.get_default_device().type == "cpu":
             return contextlib.nullcontext()
-        return torch.device(device)
+        return self._torch.device(device)
 
 
 @contextlib.contextmanager
@@ -214,7 +206,7 @@ def without_cpu_device_mode() -> Iterator[None]:
     inside (a GP ask makes hundreds of thousands) then goes through a Python ``__torch_function__``: 13 million
     calls, 425 s of a profiled 707 s run at 40 trials. With the CPU already the default device the mode changes no
     tensor, so it is left out (the default device is checked at each ask; any other default device gets Optuna's
-    context manager). Same proposals, measured: equal score histories with and without, and about 30% less time
+    context manager). Same proposals, measured: equal score histories with and without, and about 35% less time
     (``docs/PERFORMANCE.md``).
     """
     import optuna.samplers._gp.sampler as gp_sampler_module

@@ -71,7 +71,7 @@ from typing import Any, Callable
 import numpy as np
 
 from env.objective import Objective
-from policies.base import Searcher, register
+from policies.base import Searcher, register, torch_threads
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_POLICY = PRETRAINED / "ppo_candidates_binance.zip"
@@ -182,9 +182,6 @@ class LearnedSearch(Searcher):
         return committed_policy(variant, cls.design)
 
     def search(self, objective: Objective, seed: int) -> None:
-        import torch
-
-        torch.set_num_threads(1)
         path = Path(self.options.get("policy_path") or self.default_policy)
         model, meta, env = load_policy(path, self.design, objective)
         greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
@@ -199,7 +196,8 @@ class LearnedSearch(Searcher):
             "pretrain_role": role,
         })
         began = time.perf_counter()
-        decisions = drive(env, objective, seed, _policy_act(model, greedy), _key(self.design))
+        with torch_threads():
+            decisions = drive(env, objective, seed, _policy_act(model, greedy), _key(self.design))
         fallback = spend_the_rest(objective, seed) if self.design == "edit" else 0
         self.stats.update({"policy_decisions": decisions, "surrogate_predictions": env.gp_predictions,
                            "fallback_evaluations": fallback,

@@ -347,26 +347,14 @@ def size_matched_difference(deleting: Sequence[float], intact: Sequence[float]) 
     Scores are finite (``-inf`` left out by the caller). The raw "best deleting minus best intact" favours the
     larger set: a uniform joint sample deletes at least one of four components in about 94% of its trials, and the
     maximum of many draws exceeds the maximum of few from the same distribution. Here each side is the expected
-    best of ``m`` of its trials drawn without replacement (the smaller side's is its own best):
-    ``E = sum_k s_k C(k-1, m-1) / C(n, m)`` over its ascending scores ``s_1..s_n``. Returns ``(difference, m)``;
+    best of ``m`` of its trials drawn without replacement (``runs.stats.expected_best_of_subset``; the smaller
+    side's is its own best). Returns ``(difference, m)``;
     ``(nan, 0)`` when either set is empty.
     """
     m = min(len(deleting), len(intact))
     if m == 0:
         return math.nan, 0
-    return expected_best_of_subset(deleting, m) - expected_best_of_subset(intact, m), m
-
-
-def expected_best_of_subset(scores: Sequence[float], m: int) -> float:
-    """Expected maximum of ``m`` of ``scores`` drawn uniformly without replacement (``1 <= m <= len(scores)``)."""
-    from scipy.special import gammaln
-
-    values = np.sort(np.asarray(scores, dtype=float))
-    n = values.size
-    k = np.arange(m, n + 1)  # 1-based ranks that can be the maximum
-    log_p = gammaln(k) - gammaln(m) - gammaln(k - m + 1) - (gammaln(n + 1) - gammaln(m + 1) - gammaln(n - m + 1))
-    p = np.exp(log_p)
-    return float(values[m - 1:] @ (p / p.sum()))
+    return stats.expected_best_of_subset(deleting, m) - stats.expected_best_of_subset(intact, m), m
 
 
 # --------------------------------------------------------------------------- generalization

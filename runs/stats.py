@@ -56,6 +56,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as sps
+from scipy.special import gammaln
 
 Curves = Mapping[str, Mapping[int, np.ndarray]]
 """``{searcher: {seed: (budget,) best-so-far curve}}``."""
@@ -172,6 +173,20 @@ def expected_best_of_random(pool: np.ndarray, budgets: int | Sequence[int]) -> n
     below = np.arange(1, n) / n  # P(one draw <= s_j) for j = 1..n-1
     survive = 1.0 - below[None, :] ** b[:, None]  # P(max of b draws > s_j)
     return values[0] + survive @ steps
+
+
+def expected_best_of_subset(scores: Sequence[float], m: int) -> float:
+    """Expected maximum of ``m`` of ``scores`` drawn uniformly without replacement (``1 <= m <= len(scores)``).
+
+    With the scores sorted, ``s_1 <= ... <= s_n``: ``E[max] = sum_{k>=m} s_k C(k-1, m-1) / C(n, m)`` (the
+    without-replacement twin of :func:`expected_best_of_random`).
+    """
+    values = np.sort(np.asarray(scores, dtype=float))
+    n = values.size
+    k = np.arange(m, n + 1)  # 1-based ranks that can be the maximum
+    log_p = gammaln(k) - gammaln(m) - gammaln(k - m + 1) - (gammaln(n + 1) - gammaln(m + 1) - gammaln(n - m + 1))
+    p = np.exp(log_p)
+    return float(values[m - 1:] @ (p / p.sum()))
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -317,16 +317,18 @@ def test_optuna_gp_proposes_the_same_without_optunas_cpu_device_mode(monkeypatch
 
 
 def test_optuna_gp_runs_torch_on_blas_threads_in_a_fresh_process():
-    """torch loads lazily, inside ``threadpool_limits``, which then misses it: ``optuna-gp`` sets torch's threads."""
+    """torch loads lazily, inside ``threadpool_limits``, which then misses it: ``optuna-gp`` sets torch's threads
+    (``policies.base.torch_threads``)."""
     import subprocess
     import sys
 
-    code = ("import policies, policies.optuna_samplers as s; from env import Objective, SyntheticTask; "
+    code = ("import policies, policies.optuna_samplers as s; from policies.base import BLAS_THREADS; "
+            "from env import Objective, SyntheticTask; "
             "from strategy.space import SearchSpace; import sys; seen = []; search = s.OptunaSearcher.search\n"
             "def probe(self, *args):\n    import torch; seen.append(torch.get_num_threads()); search(self, *args)\n"
             "s.OptunaSearcher.search = probe; assert 'torch' not in sys.modules\n"
             "o = Objective(SyntheticTask(SearchSpace('core'), seed=3), budget=6, searcher='optuna-gp', seed=0)\n"
-            "policies.run(policies.make('optuna-gp', n_startup_trials=5), o, 0); print(seen, s.BLAS_THREADS)")
+            "policies.run(policies.make('optuna-gp', n_startup_trials=5), o, 0); print(seen, BLAS_THREADS)")
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     seen, expected = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
