@@ -93,6 +93,27 @@ def committed_policy(variant: str, design: str) -> dict[str, Any]:
     return {"policy_path": str(path)}
 
 
+HELD_OUT = "held-out"
+"""The variant ``ppo@held-out`` / ``ppo-edit@held-out``: on each instance, a committed policy that never saw it."""
+
+
+def held_out_policy(design: str, instance: str, default: Path) -> Path:
+    """A committed ``design`` policy for which ``instance`` is a test (or unseen) instance: ``default`` when it
+    qualifies, else the first such policy by name (the leave-one-venue-out partner: a Binance instance gets the
+    policy trained on Bybit and the reverse); ``default`` when none does (the run then records its role and warns).
+    """
+    candidates = [default] + sorted(p.with_suffix(".zip") for p in PRETRAINED.glob("*.json")
+                                    if p.with_suffix(".zip") != default)
+    for path in candidates:
+        meta_path = path.with_suffix(".json")
+        if not (path.exists() and meta_path.exists()):
+            continue
+        meta = json.loads(meta_path.read_text())
+        if meta.get("action_design", "candidates") == design and pretrain_role(meta, instance) in ("test", "unseen"):
+            return path
+    return default
+
+
 def pretrain_role(meta: dict[str, Any], instance: str) -> str:
     """What ``instance`` was to the policy whose ``.json`` is ``meta``: ``training``, ``validation``, ``test`` or
     ``unseen`` (policies trained on synthetic tasks have seen no instance)."""
@@ -179,13 +200,16 @@ class LearnedSearch(Searcher):
 
     @classmethod
     def variant_options(cls, variant: str) -> dict[str, Any]:
-        return committed_policy(variant, cls.design)
+        return {"held_out": True} if variant == HELD_OUT else committed_policy(variant, cls.design)
 
     def search(self, objective: Objective, seed: int) -> None:
+        instance = str(getattr(objective.problem, "instance", "") or "")
         path = Path(self.options.get("policy_path") or self.default_policy)
+        if self.options.get("held_out"):
+            path = held_out_policy(self.design, instance, path)
         model, meta, env = load_policy(path, self.design, objective)
         greedy = bool(self.options.get("greedy", meta.get("acting") == "greedy"))
-        role = pretrain_role(meta, str(getattr(objective.problem, "instance", "") or ""))
+        role = pretrain_role(meta, instance)
         if role in ("training", "validation"):  # the result is not held out
             warnings.warn(f"{self.name}: {objective.problem.instance} is one of {path.name}'s {role} instances: "
                           f"this run is not a held-out result", stacklevel=2)
@@ -207,7 +231,8 @@ class LearnedSearch(Searcher):
 @register("ppo")
 class PPOSearch(LearnedSearch):
     """Zero-shot PPO candidate choice on GP features (see the module docstring). ``ppo@<policy>`` runs another
-    committed candidates policy (``policies/pretrained/<policy>.zip``)."""
+    committed candidates policy (``policies/pretrained/<policy>.zip``); ``ppo@held-out`` runs, on each instance,
+    a committed candidates policy that never saw it (:func:`held_out_policy`)."""
 
     design, default_policy = "candidates", DEFAULT_POLICY
 
@@ -227,7 +252,7 @@ class PPOEditSearch(LearnedSearch):
     surrogate), so an interrupted run continues, but not identically to an uninterrupted one.
 
     Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``;
-    ``ppo-edit@<policy>`` runs another committed edit policy.
+    ``ppo-edit@<policy>`` runs another committed edit policy, ``ppo-edit@held-out`` one that never saw the instance.
     """
 
     design, default_policy = "edit", EDIT_POLICY

@@ -451,10 +451,14 @@ def specs_of(config: dict[str, Any], storage: str, folder: Path) -> list[RunSpec
 
 
 def queue_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
-    """The runs in the order workers take them: the searchers with the costliest proposals first
-    (``Searcher.proposal_s``; longest-first scheduling, so that no worker is left alone with a slow run at the end),
-    otherwise as configured. The order changes when runs happen, never what they compute."""
-    return sorted(specs, key=lambda spec: -policies.searcher_class(spec.searcher).proposal_s)
+    """The runs in the order workers take them, in rounds: every instance x searcher at the first seed, then
+    at the second, and so on, so that a long experiment stopped part-way (or reported with ``--jobs 0`` while
+    workers still run) already holds whole seeds over every instance, the unit of replication. Within a
+    round the searchers with the costliest proposals go first (``Searcher.proposal_s``; longest-first
+    scheduling, so that no worker is left alone with a slow run at the end), otherwise as configured. The
+    order changes when runs happen, never what they compute."""
+    rounds = {seed: rank for rank, seed in enumerate(sorted({spec.seed for spec in specs}))}
+    return sorted(specs, key=lambda spec: (rounds[spec.seed], -policies.searcher_class(spec.searcher).proposal_s))
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -224,6 +224,27 @@ def test_searcher_variants_name_committed_policies(capsys):
     assert "no committed candidates policy 'missing'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("design", ["candidates", "edit"])
+def test_held_out_variant_gives_every_real_instance_a_policy_that_never_saw_it(design):
+    """``ppo@held-out`` / ``ppo-edit@held-out``: each real-v1 instance gets a committed policy of the design for
+    which it is a test instance (the leave-one-venue-out partner), the design's default where that qualifies."""
+    from policies.ppo import DEFAULT_POLICY, EDIT_POLICY, PRETRAINED, held_out_policy, pretrain_role
+    from instances.suite import load_suite
+
+    default = DEFAULT_POLICY if design == "candidates" else EDIT_POLICY
+    chosen = {}
+    for instance in load_suite("real-v1").instances:
+        path = held_out_policy(design, instance.id, default)
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["action_design"] == design and pretrain_role(meta, instance.id) == "test", instance.id
+        chosen[instance.id] = path.stem
+    assert {chosen[i] for i in chosen if i.startswith("bybit")} == {default.stem}  # trained on Binance
+    assert default.stem not in {chosen[i] for i in chosen if i.startswith("binance")}
+    assert make(("ppo" if design == "candidates" else "ppo-edit") + "@held-out").options == {"held_out": True}
+    assert held_out_policy(design, "", default) == default  # an instance outside every split: unseen by all
+    assert PRETRAINED in default.parents
+
+
 @pytest.mark.parametrize("name", ["candidates-ucb", "edit-fresh-or-climb"])
 def test_fixed_rule_searchers_spend_the_budget_exactly_and_are_deterministic(name):
     problem = load_tasks("synthetic-v1", "test_tasks")[0]

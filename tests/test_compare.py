@@ -223,11 +223,13 @@ def test_two_runs_of_one_comparison_give_byte_identical_tables(tmp_path):
     assert set(summaries[0]["aggregate"]) == {"random", "phased", "tpe"} and "friedman_p" in summaries[0]
 
 
-def test_workers_take_the_costliest_searchers_first():
+def test_workers_take_whole_seeds_in_rounds_costliest_searchers_first():
     from runs.compare import RunSpec, queue_order
 
-    specs = [RunSpec("x", "/tmp", "journal:/tmp/x", "{}", 10, name, seed, 1, "")
-             for name in ("random", "smac", "tpe", "gp", "phased") for seed in (0, 1)]
-    order = [(s.searcher, s.seed) for s in queue_order(specs)]
-    assert order[:4] == [("smac", 0), ("smac", 1), ("gp", 0), ("gp", 1)]
-    assert order[4:6] == [("tpe", 0), ("tpe", 1)] and set(order) == {(s.searcher, s.seed) for s in specs}
+    specs = [RunSpec("x", "/tmp", "journal:/tmp/x", json.dumps({"id": instance}), 10, name, seed, 1, "")
+             for instance in ("a", "b") for name in ("random", "smac", "tpe", "gp", "phased") for seed in (1, 0)]
+    order = [(s.instance_id, s.searcher, s.seed) for s in queue_order(specs)]
+    assert {seed for _, _, seed in order[:10]} == {0} and {seed for _, _, seed in order[10:]} == {1}
+    assert order[:4] == [("a", "smac", 0), ("b", "smac", 0), ("a", "gp", 0), ("b", "gp", 0)]
+    assert [name for _, name, _ in order[4:6]] == ["tpe", "tpe"]
+    assert set(order) == {(s.instance_id, s.searcher, s.seed) for s in specs}
