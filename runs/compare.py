@@ -36,7 +36,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import optuna
@@ -435,13 +435,39 @@ def instance_results(config: dict[str, Any], runs: Runs, budget: int) -> tuple[l
     return results, sources
 
 
+def whole_seeds(done: Collection[tuple[str, str, int]], config: dict[str, Any]) -> list[int]:
+    """The seeds of ``config`` whose runs are done on every instance x searcher (``done``: ``(instance, searcher,
+    seed)`` of the finished runs). Runs are queued in seed rounds (:func:`queue_order`), so a long experiment
+    stopped part-way holds its first seeds whole: a report on them replicates over every instance."""
+    return [seed for seed in config["seeds"]
+            if all((instance, searcher, seed) in done
+                   for instance in config_instances(config) for searcher in config["searchers"])]
+
+
+def restrict_to_seeds(config: dict[str, Any], seeds: Sequence[int], queued: int) -> dict[str, Any]:
+    """``config`` limited to ``seeds`` and marked ``partial`` (the seeds it was set up with, runs still queued)."""
+    return {**config, "seeds": list(seeds), "partial": {"whole_seeds": list(seeds), "of_seeds": list(config["seeds"]),
+                                                        "runs_not_done": queued}}
+
+
 def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], Runs]:
-    """A comparison folder's config, run specs and records (for the experiments and re-reporting)."""
+    """A comparison folder's config, run specs and records (for the experiments and re-reporting).
+
+    An experiment still running (or stopped part-way) is read on its whole seeds only (:func:`whole_seeds`, a run
+    being done when its TSV exists), with ``config["partial"]`` saying so; a ``ValueError`` when no seed is whole."""
     config_path = Path(folder) / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
     config = json.loads(config_path.read_text())
     specs = specs_of(config, config["storage"], Path(folder))
+    done = {(spec.instance_id, spec.searcher, spec.seed) for spec in specs if spec.tsv.exists()}
+    if len(done) < len(specs):
+        seeds = whole_seeds(done, config)
+        if not seeds:
+            raise ValueError(f"{folder}: {len(specs) - len(done)} of {len(specs)} runs not done and no seed done on "
+                             "every instance x searcher yet")
+        config = restrict_to_seeds(config, seeds, len(specs) - len(done))
+        specs = [spec for spec in specs if spec.seed in seeds]
     return config, specs, load_runs(specs)
 
 
@@ -597,7 +623,8 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                     "pretrain_overlap": pretrain_overlap(infos),
                     "runs": sorted(infos, key=lambda i: (i["instance"], i["searcher"], i["seed"], i.get("lane", 0))),
                     "objective": config.get("objective", "real"), "contract": config["contract"],
-                    **({"emulator": config["emulator"]} if emulated else {})}
+                    **({"emulator": config["emulator"]} if emulated else {}),
+                    **({"partial": config["partial"]} if config.get("partial") else {})}
     (folder / "summary.json").write_text(json.dumps(stats.json_safe(summary_json), indent=1, allow_nan=False) + "\n")
     dashboard = dashboard_command(storage)
     n_instances = len(config["instances"])
@@ -610,6 +637,11 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     lines = [f"# {config['name']}", "",
              "Question: which search policy finds the best configuration with the fewest real evaluations?", "", setup,
              ""]
+    if config.get("partial"):
+        part = config["partial"]
+        lines[4:4] = [f"**Partial report**: the experiment is not finished ({part['runs_not_done']} runs not done); "
+                      f"this report covers seeds {part['whole_seeds']} of {part['of_seeds']}, the seeds done on every "
+                      "instance x searcher (runs go in seed rounds). Re-run the report once every run is done.", ""]
     if emulated:
         lines[4:4] = [f"**Emulated**: every score in this report was predicted by the emulator "
                       f"`{config['emulator']['path']}` (SHA-256 {config['emulator']['sha256'][:16]}...; fidelity: "
@@ -736,6 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workers that may evaluate within one run of a searcher that supports it (tpe, gp): "
                              "1 keeps every run sequential and replayable")
     parser.add_argument("--resume", action="store_true", help="continue an existing experiment of the same name")
+    parser.add_argument("--partial", action="store_true",
+                        help="with --resume: while runs are still queued or running, report on the seeds already done "
+                             "on every instance x searcher (the report says it is partial)")
     parser.add_argument("--rerun", nargs="+", default=None, metavar="NAME",
                         help="with --resume: discard these searchers' stored runs (studies, TSVs, queue claims) and "
                              "run them again, e.g. after a searcher's code or default policy changed")
@@ -918,6 +953,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     status = queue.status()
+    if (status["waiting"] or status["running"]) and args.partial:
+        infos = queue.infos()
+        seeds = whole_seeds({(i["instance"], i["searcher"], i["seed"]) for i in infos}, config)
+        if not seeds:
+            print(f"error: no seed is done on every instance x searcher yet ({status['complete']} run claims done)",
+                  file=sys.stderr)
+            return 2
+        partial = restrict_to_seeds(config, seeds, status["waiting"] + status["running"])
+        return finish([spec for spec in specs if spec.seed in seeds], partial, folder, storage,
+                      [info for info in infos if info["seed"] in seeds])
     if status["waiting"] or status["running"]:
         print(f"{status['complete']} run claims done, {status['running']} running, {status['waiting']} waiting: start "
               f"workers with `python -m runs.worker --storage {storage} --experiment {settings['name']}`; report with "

@@ -295,6 +295,33 @@ def test_workers_build_the_same_emulated_problem_from_the_stored_config(landscap
     assert _trials(tmp_path / "queued") == _trials(tmp_path / "here")
 
 
+def test_a_part_run_experiment_reports_its_whole_seeds_only(landscape, tmp_path, capsys):
+    """``--resume --jobs 0 --partial`` while runs are queued: the report and ``summary.json`` cover the seeds done
+    on every instance x searcher and say so; ``load_experiment`` (the experiments' reader) does the same."""
+    storage = f"journal:{tmp_path}/trials.journal"
+    argv = EMULATED + ["--emulator", str(landscape["path"]), "--searcher", "random", "sobol", "--seeds", "2",
+                       "--budget", "8", "--out", str(tmp_path), "--name", "part", "--storage", storage]
+    assert compare.main(argv + ["--jobs", "0"]) == 0
+    report = ["--name", "part", "--out", str(tmp_path), "--resume", "--jobs", "0", "--space", "core", "--partial"]
+    capsys.readouterr()
+    assert compare.main(report) == 2 and "no seed is done" in capsys.readouterr().err
+    done = worker.work(storage, "part", tmp_path, max_runs=3)  # seed 0 of both searchers (a round), then one more
+    assert not done["errors"] and {(r["searcher"], r["seed"]) for r in done["runs"]} >= {("random", 0), ("sobol", 0)}
+    assert compare.main(report) == 0
+    summary = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert summary["partial"] == {"whole_seeds": [0], "of_seeds": [0, 1], "runs_not_done": 1}
+    assert {r["seed"] for r in summary["runs"]} == {0} and set(summary["aggregate"]) == {"random", "sobol"}
+    assert "**Partial report**" in (tmp_path / "part" / "report.md").read_text()
+    config, specs, runs = compare.load_experiment(tmp_path / "part")
+    assert config["seeds"] == [0] and config["partial"]["runs_not_done"] == 1 and {s.seed for s in specs} == {0}
+    worker.work(storage, "part", tmp_path)
+    assert compare.main(report) == 0  # finished: the whole report, no partial mark
+    summary = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert "partial" not in summary and {r["seed"] for r in summary["runs"]} == {0, 1}
+    assert "Partial report" not in (tmp_path / "part" / "report.md").read_text()
+    assert "partial" not in compare.load_experiment(tmp_path / "part")[0]
+
+
 def _trials(folder: Path) -> list[tuple]:
     with (folder / "trials.tsv").open(newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
