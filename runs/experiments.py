@@ -358,6 +358,25 @@ def size_matched_difference(deleting: Sequence[float], intact: Sequence[float]) 
 
 
 # --------------------------------------------------------------------------- generalization
+def rejection_excess(holdout: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{searcher: {instance: share of its winners rejected (-inf) on the holdout minus 1 if the defaults are
+    rejected there, else 0}}``: paired by instance, so the instances where everything is rejected cancel out.
+
+    ``holdout`` is ``runs.compare.holdout_scores``' mapping; winners or defaults not scored are left out."""
+    excess: dict[str, dict[str, float]] = {}
+    for instance, h in sorted(holdout.items()):
+        default = compare._score(h["defaults"]["score"])
+        if math.isnan(default):
+            continue
+        for searcher, seeds in h["winners"].items():
+            scored = [compare._score(w.get("score")) for w in seeds.values()]
+            scored = [x for x in scored if not math.isnan(x)]
+            if scored:
+                excess.setdefault(searcher, {})[instance] = (float(np.mean([x == -math.inf for x in scored]))
+                                                             - float(default == -math.inf))
+    return excess
+
+
 def generalization(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["phased", "random", "tpe", "gp"], args.space)
     source = Path(args.source) if args.source else folder / "search"
@@ -368,12 +387,19 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
                                          for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
                for i, h in holdout.items()]
     decay = stats.holdout_summary(results)
+    excess = {s: _aggregate(per, seed=11) for s, per in rejection_excess(holdout).items()}
     s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM [95% CI] | "
-              "rejected on the holdout |", "|---|---|---|---|---|"]
+              "rejected on the holdout | rejected - defaults rejected: mean [95% CI] |", "|---|---|---|---|---|---|"]
     for s, d in sorted(decay.items()):
+        e = excess.get(s, _aggregate({}, seed=11))
         s_rows.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} [{_fmt(d['lift']['iqm_ci'][0])}, "
                       f"{_fmt(d['lift']['iqm_ci'][1])}] | {_fmt(d['decay']['iqm'])} [{_fmt(d['decay']['iqm_ci'][0])}, "
-                      f"{_fmt(d['decay']['iqm_ci'][1])}] | {_fmt(d['rejected_share'], 2)} |")
+                      f"{_fmt(d['decay']['iqm_ci'][1])}] | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
+                      f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) |")
+    s_rows += ["", "Rejected - defaults rejected: per instance, the share of the searcher's winners rejected (-inf) on "
+               "the holdout minus 1 if the defaults are rejected there (else 0); mean over instances, bootstrap CI "
+               "(instances resampled). It uses every run, where the two holdout columns use only runs whose winner "
+               "scored."]
     rows = ["| instance | holdout | defaults' holdout | winners' holdout (median over runs) | winners' in-sample (median) |",
             "|---|---|---|---|---|"]
     for i, h in sorted(holdout.items()):
@@ -391,15 +417,21 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
             return "the data cannot tell"
         return "better than the defaults" if lo > 0 else "worse than the defaults" if hi < 0 else "the data cannot tell"
 
-    answer = "On their instances' own holdouts, the winners are: " + "; ".join(
+    def rejected(e: dict[str, Any]) -> str:
+        return _answer({"iqm_ci": e["mean_ci"], "n_instances": e["n_instances"]}, "rejected more often than the defaults",
+                       "rejected less often than the defaults")
+
+    answer = ("On their instances' own holdouts, the winners are: " + "; ".join(
         f"{s}: {verdict(d)}" for s, d in sorted(decay.items())) + (". The decay column shows how much of the in-sample "
-                                                                    "score survives (negative = lost).")
+                                                                    "score survives (negative = lost). ")
+              + "Rejected on the holdout, against the defaults: " + "; ".join(
+                  f"{s}: {rejected(e)}" for s, e in sorted(excess.items())) + ".")
     _write(folder, "Generalization: do the winners hold up on their holdouts?",
            "How do each searcher's winners score on the period right after their search window (each instance's own "
            "sealed holdout), against the Loop 3 defaults there and against their own in-sample score?",
            _setup(config, SearchSpace(config["instances"][0]["space"])), ["## Over instances", "", *s_rows, "",
                                                                           "## Per instance", "", *rows], answer,
-           {"holdout_summary": decay, "holdout": holdout})
+           {"holdout_summary": decay, "rejection_excess": excess, "holdout": holdout})
 
 
 # --------------------------------------------------------------------------- survivorship

@@ -80,6 +80,31 @@ def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
     assert (source / "trials.tsv").read_text() == rows_before  # nothing searched, nothing appended
 
 
+def test_rejection_excess_pairs_each_searchers_holdout_rejections_with_the_defaults_on_the_instance():
+    from runs.experiments import rejection_excess
+
+    holdout = {
+        "a": {"defaults": {"score": "-inf"}, "winners": {"x": {0: {"in_sample": 1.0, "score": "-inf"},
+                                                              1: {"in_sample": 1.0, "score": 2.0}}}},
+        "b": {"defaults": {"score": 0.5}, "winners": {"x": {0: {"in_sample": 1.0, "score": "-inf"},
+                                                           1: {"in_sample": 1.0, "score": None}},
+                                                     "y": {0: {"in_sample": 1.0, "score": 0.7}}}},
+        "c": {"defaults": {"score": None}, "winners": {"x": {0: {"in_sample": 1.0, "score": "-inf"}}}},
+    }
+    assert rejection_excess(holdout) == {"x": {"a": -0.5, "b": 1.0}, "y": {"b": 0.0}}
+
+
+def test_generalization_experiment_reports_holdout_rejections_against_the_defaults(tmp_path):
+    assert main(["generalization", "--universe", "synthetic-small", "--budget", "6", "--seeds", "2", "--searchers",
+                 "random", "--out", str(tmp_path), "--name", "gen"]) == 0
+    report = (tmp_path / "gen" / "report.md").read_text()
+    assert "rejected - defaults rejected: mean [95% CI]" in report and "Rejected on the holdout, against the" in report
+    results = json.loads((tmp_path / "gen" / "results.json").read_text())
+    excess = results["rejection_excess"]["random"]
+    assert excess["n_instances"] == 1 and -1.0 <= float(excess["mean"]) <= 1.0
+    assert "the data cannot tell (1 instance(s)" in report  # one instance: no claim
+
+
 def test_size_matched_deletion_difference_removes_the_larger_sets_selection_advantage():
     """Two samples of one distribution: the raw best-minus-best favours the bigger set, the size-matched one not."""
     from runs.experiments import size_matched_difference
