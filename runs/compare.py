@@ -454,13 +454,16 @@ def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], Runs]:
     """A comparison folder's config, run specs and records (for the experiments and re-reporting).
 
     An experiment still running (or stopped part-way) is read on its whole seeds only (:func:`whole_seeds`, a run
-    being done when its TSV exists), with ``config["partial"]`` saying so; a ``ValueError`` when no seed is whole."""
+    being done when its TSV, which grows as the run evaluates, holds the whole budget), with ``config["partial"]``
+    saying so; a ``ValueError`` when no seed is whole."""
     config_path = Path(folder) / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
     config = json.loads(config_path.read_text())
     specs = specs_of(config, config["storage"], Path(folder))
-    done = {(spec.instance_id, spec.searcher, spec.seed) for spec in specs if spec.tsv.exists()}
+    runs = load_runs(specs)
+    done = {(spec.instance_id, spec.searcher, spec.seed) for spec in specs
+            if len(runs[spec.instance_id][spec.searcher][spec.seed]) >= spec.budget}
     if len(done) < len(specs):
         seeds = whole_seeds(done, config)
         if not seeds:
@@ -468,7 +471,9 @@ def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], Runs]:
                              "every instance x searcher yet")
         config = restrict_to_seeds(config, seeds, len(specs) - len(done))
         specs = [spec for spec in specs if spec.seed in seeds]
-    return config, specs, load_runs(specs)
+        runs = {i: {s: {seed: recs for seed, recs in by_seed.items() if seed in seeds} for s, by_seed in by_s.items()}
+                for i, by_s in runs.items()}
+    return config, specs, runs
 
 
 def specs_of(config: dict[str, Any], storage: str, folder: Path) -> list[RunSpec]:

@@ -314,6 +314,14 @@ def test_a_part_run_experiment_reports_its_whole_seeds_only(landscape, tmp_path,
     assert "**Partial report**" in (tmp_path / "part" / "report.md").read_text()
     config, specs, runs = compare.load_experiment(tmp_path / "part")
     assert config["seeds"] == [0] and config["partial"]["runs_not_done"] == 1 and {s.seed for s in specs} == {0}
+    everything = compare.specs_of(json.loads((tmp_path / "part" / "config.json").read_text()), storage, tmp_path / "part")
+    running = next(spec for spec in everything if not spec.tsv.exists())  # a run's TSV grows as it evaluates:
+    finished = next(spec for spec in everything if spec.seed == running.seed and spec.tsv.exists())
+    running.tsv.write_text("".join(finished.tsv.read_text().splitlines(keepends=True)[:3]))  # as if 2 rows in
+    config, specs, runs = compare.load_experiment(tmp_path / "part")
+    assert config["seeds"] == [0] and {s.seed for s in specs} == {0} and all(set(by) == {0} for i in runs.values()
+                                                                              for by in i.values())
+    running.tsv.unlink()
     worker.work(storage, "part", tmp_path)
     assert compare.main(report) == 0  # finished: the whole report, no partial mark
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())
