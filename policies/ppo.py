@@ -80,17 +80,24 @@ validation instances (greedy 1.360 against 1.047 for the synthetic-trained 110k-
 core-space one, budget 50, 3 seeds; ``python -m policies.ablation --validate --split binance-to-bybit``)."""
 
 
+def committed_policies(design: str) -> dict[str, dict[str, Any]]:
+    """``{name: .json metadata}`` of the committed ``design`` policies (``policies/pretrained/<name>.zip`` with its
+    ``.json``), by name."""
+    policies = {}
+    for meta_path in sorted(PRETRAINED.glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("action_design", "candidates") == design and meta_path.with_suffix(".zip").exists():
+            policies[meta_path.stem] = meta
+    return policies
+
+
 def committed_policy(variant: str, design: str) -> dict[str, Any]:
     """``policy_path`` option of the searcher name ``<searcher>@<variant>``: the committed policy
     ``policies/pretrained/<variant>.zip`` of ``design``; ``ValueError`` naming the committed ones otherwise."""
-    path = PRETRAINED / f"{variant}.zip"
-    meta_path = path.with_suffix(".json")
-    if not (path.exists() and meta_path.exists()
-            and json.loads(meta_path.read_text()).get("action_design", "candidates") == design):
-        known = sorted(p.stem for p in PRETRAINED.glob("*.json")
-                       if json.loads(p.read_text()).get("action_design", "candidates") == design)
+    known = committed_policies(design)
+    if variant not in known:
         raise ValueError(f"no committed {design} policy {variant!r} in {PRETRAINED}; committed: {', '.join(known)}")
-    return {"policy_path": str(path)}
+    return {"policy_path": str(PRETRAINED / f"{variant}.zip")}
 
 
 HELD_OUT = "held-out"
@@ -102,15 +109,10 @@ def held_out_policy(design: str, instance: str, default: Path) -> Path:
     qualifies, else the first such policy by name (the leave-one-venue-out partner: a Binance instance gets the
     policy trained on Bybit and the reverse); ``default`` when none does (the run then records its role and warns).
     """
-    candidates = [default] + sorted(p.with_suffix(".zip") for p in PRETRAINED.glob("*.json")
-                                    if p.with_suffix(".zip") != default)
-    for path in candidates:
-        meta_path = path.with_suffix(".json")
-        if not (path.exists() and meta_path.exists()):
-            continue
-        meta = json.loads(meta_path.read_text())
-        if meta.get("action_design", "candidates") == design and pretrain_role(meta, instance) in ("test", "unseen"):
-            return path
+    known = committed_policies(design)
+    for name in sorted(known, key=lambda name: name != default.stem):  # stable: the default, then by name
+        if pretrain_role(known[name], instance) in ("test", "unseen"):
+            return PRETRAINED / f"{name}.zip"
     return default
 
 

@@ -488,8 +488,7 @@ def queue_order(specs: Sequence[RunSpec]) -> list[RunSpec]:
     round the searchers with the costliest proposals go first (``Searcher.proposal_s``; longest-first
     scheduling, so that no worker is left alone with a slow run at the end), otherwise as configured. The
     order changes when runs happen, never what they compute."""
-    rounds = {seed: rank for rank, seed in enumerate(sorted({spec.seed for spec in specs}))}
-    return sorted(specs, key=lambda spec: (rounds[spec.seed], -policies.searcher_class(spec.searcher).proposal_s))
+    return sorted(specs, key=lambda spec: (spec.seed, -policies.searcher_class(spec.searcher).proposal_s))
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
