@@ -541,6 +541,16 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
     return lines
 
 
+def holdout_results_of(holdout: dict[str, Any], scales: dict[str, float]) -> list[stats.HoldoutResults]:
+    """:func:`holdout_scores`' mapping as the statistics' input, each instance's differences divided by its
+    in-sample range ``scales[instance]`` (:func:`stats.in_sample_scales`; instances without one are counted, not
+    averaged)."""
+    return [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
+                                 {s: {seed: (_score(w["in_sample"]), _score(w.get("score"))) for seed, w in seeds.items()}
+                                  for s, seeds in h["winners"].items()}, scale=scales.get(i))
+            for i, h in holdout.items()]
+
+
 def instance_table(summaries: list[analysis.Summary], holdout: dict[str, Any], baseline: str | None) -> list[str]:
     """Per-instance table: best score at each budget (median [IQR] over seeds), -inf share, holdout, wall time."""
     if not summaries:
@@ -590,10 +600,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     emulated = config.get("objective") == "emulated"
     holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
         i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
-    holdout_results = [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
-                                            {s: {seed: (_score(w["in_sample"]), _score(w.get("score")))
-                                                 for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
-                       for i, h in holdout.items()]
+    holdout_results = holdout_results_of(holdout, stats.in_sample_scales(stats.normalise_all(results, [budget]), budget))
     decay = stats.holdout_summary(holdout_results)
     wall: dict[str, dict[str, dict[int, float]]] = {}
     for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
@@ -665,8 +672,10 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
         lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} | "
                      f"{_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} | {_fmt(d['rejected_share'], 2)} |")
     lines += [] if emulated else ["", "Holdout: each run's in-sample winner scored on the instance's holdout window "
-                                  "(after the search, by the driver); differences in raw score units, winners rejected "
-                                  "(-inf) on the holdout counted apart, never averaged."]
+                                  "(after the search, by the driver); both differences divided by the instance's in-sample "
+                                  "range (its optimum minus random search's expected best at the full budget, the "
+                                  "normalised score's denominator), so 1 = that whole range; winners rejected (-inf) on "
+                                  "the holdout counted apart, never averaged."]
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split

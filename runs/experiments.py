@@ -382,10 +382,10 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     source = Path(args.source) if args.source else folder / "search"
     specs = compare.specs_of(config, config["storage"], source)
     holdout = compare.holdout_scores(specs, runs, folder / "holdout.json")
-    results = [stats.HoldoutResults(i, compare._score(h["defaults"]["score"]),
-                                    {s: {seed: (compare._score(w["in_sample"]), compare._score(w.get("score")))
-                                         for seed, w in seeds.items()} for s, seeds in h["winners"].items()})
-               for i, h in holdout.items()]
+    budget = config["budget"]
+    instances, _ = compare.instance_results(config, runs, budget)
+    results = compare.holdout_results_of(holdout, stats.in_sample_scales(stats.normalise_all(instances, [budget]),
+                                                                         budget))
     decay = stats.holdout_summary(results)
     excess = {s: _aggregate(per, seed=11) for s, per in rejection_excess(holdout).items()}
     s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM [95% CI] | "
@@ -396,7 +396,11 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
                       f"{_fmt(d['lift']['iqm_ci'][1])}] | {_fmt(d['decay']['iqm'])} [{_fmt(d['decay']['iqm_ci'][0])}, "
                       f"{_fmt(d['decay']['iqm_ci'][1])}] | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
                       f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) |")
-    s_rows += ["", "Rejected - defaults rejected: per instance, the share of the searcher's winners rejected (-inf) on "
+    s_rows += ["", "Holdout - defaults' holdout, holdout - in-sample: IQM over instances (seed-means) of the differences "
+               "divided by the instance's in-sample range (optimum minus random search's expected best at the budget, "
+               "the normalised score's denominator; 1 = that whole range); instances without one (excluded from "
+               "normalisation) are counted, not averaged.", "",
+               "Rejected - defaults rejected: per instance, the share of the searcher's winners rejected (-inf) on "
                "the holdout minus 1 if the defaults are rejected there (else 0); mean over instances, bootstrap CI "
                "(instances resampled). It uses every run, where the two holdout columns use only runs whose winner "
                "scored."]

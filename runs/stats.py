@@ -128,7 +128,8 @@ class HoldoutResults:
     default_holdout: holdout score of the default configuration (``-inf`` = rejected, NaN = missing).
     winners: ``{searcher: {seed: (in_sample, holdout)}}`` of each run's winner (raw scores).
     scale: optional positive divisor applied to both differences on this instance (e.g.
-        ``optimum - R_B`` in-sample) to put instances on one scale; ``None`` = raw score units.
+        ``optimum - R_B`` in-sample, :func:`in_sample_scales`) to put instances on one scale; ``None`` = raw
+        score units (then, if any other instance has a scale, this one's differences are left out of the means).
     """
 
     instance: str
@@ -716,7 +717,9 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
     """Out-of-sample behaviour of each searcher's winners over instances.
 
     Per (instance, seed) winner with in-sample score ``x`` and holdout score ``h``, default
-    configuration's holdout ``d`` (divided by the instance's ``scale`` when given):
+    configuration's holdout ``d`` (divided by the instance's ``scale`` when given; when some instances have a
+    scale and others none, the unscaled ones' differences are left out, as their units differ, and counted in
+    ``n_unscaled``):
     ``lift = h - d`` (did the search beat the defaults out of sample?) and ``decay = h - x``
     (how much of the in-sample score survives; negative = decay). ``-inf`` never enters a mean:
     ``h = -inf`` counts as *rejected on the holdout* (its share is reported); ``x = -inf`` (the run
@@ -724,17 +727,22 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
     leaves the instance out of ``lift``. Seeds are averaged within an instance, then
     :func:`bootstrap_aggregates` over instances. Returns per searcher ``{"lift": {...},
     "decay": {...}, "n_pairs", "n_rejected_holdout", "rejected_share", "n_in_sample_rejected",
-    "n_missing", "n_default_rejected"}`` (``lift``/``decay``: the dicts of :func:`bootstrap_aggregates`).
+    "n_missing", "n_default_rejected", "n_unscaled"}`` (``lift``/``decay``: the dicts of
+    :func:`bootstrap_aggregates`; ``n_unscaled``: instances left out of them for want of a scale).
     """
     per: dict[str, dict[str, Any]] = {}
+    mixed = any(res.scale is not None for res in results)
     for res in sorted(results, key=lambda r: r.instance):
         scale = 1.0 if res.scale is None else float(res.scale)
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"{res.instance}: scale must be positive and finite, got {res.scale}")
+        unscaled = mixed and res.scale is None
         default = math.nan if res.default_holdout is None else float(res.default_holdout)
         for searcher, seeds in res.winners.items():
             acc = per.setdefault(searcher, {"lift": [], "decay": [], "n_pairs": 0, "n_rejected_holdout": 0,
-                                            "n_in_sample_rejected": 0, "n_missing": 0, "n_default_rejected": 0})
+                                            "n_in_sample_rejected": 0, "n_missing": 0, "n_default_rejected": 0,
+                                            "n_unscaled": 0})
+            acc["n_unscaled"] += unscaled
             lift, decay = [], []
             for _, (x, h) in sorted(seeds.items()):
                 x = math.nan if x is None else float(x)
@@ -752,9 +760,9 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
                         lift.append((h - default) / scale)
             if not math.isfinite(default):
                 acc["n_default_rejected"] += 1
-            if lift:
+            if lift and not unscaled:
                 acc["lift"].append(np.array(lift))
-            if decay:
+            if decay and not unscaled:
                 acc["decay"].append(np.array(decay))
     out = {}
     for searcher in sorted(per):
@@ -766,9 +774,18 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
             "n_pairs": acc["n_pairs"], "n_rejected_holdout": acc["n_rejected_holdout"],
             "rejected_share": acc["n_rejected_holdout"] / scored if scored else math.nan,
             "n_in_sample_rejected": acc["n_in_sample_rejected"], "n_missing": acc["n_missing"],
-            "n_default_rejected": acc["n_default_rejected"],
+            "n_default_rejected": acc["n_default_rejected"], "n_unscaled": acc["n_unscaled"],
         }
     return out
+
+
+def in_sample_scales(normalised: Sequence[NormalisedInstance], budget: int) -> dict[str, float]:
+    """``{instance: optimum - R_budget}``: the in-sample range that the normalised score divides by at ``budget``
+    (the :class:`HoldoutResults` ``scale`` that puts out-of-sample differences in the units of the normalised
+    score: 1 = the gap between random search's expected best and the best ever seen). Excluded instances have
+    none (absent)."""
+    return {n.instance: float(n.optimum - n.random_best[np.flatnonzero(n.budgets == budget)[0]])
+            for n in normalised if not n.excluded}
 
 
 # ---------------------------------------------------------------------------------------------

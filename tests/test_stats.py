@@ -311,16 +311,39 @@ def test_holdout_summary_counts_rejections_and_keeps_them_out_of_means():
     results = [
         S.HoldoutResults("i1", 0.5, {"s": {0: (2.0, 1.0), 1: (3.0, -np.inf), 2: (2.0, math.nan)}}),
         S.HoldoutResults("i2", -np.inf, {"s": {0: (1.0, 0.5)}}),
-        S.HoldoutResults("i3", 1.0, {"s": {0: (-np.inf, -np.inf), 1: (4.0, 2.0)}}, scale=2.0),
+        S.HoldoutResults("i3", 1.0, {"s": {0: (-np.inf, -np.inf), 1: (4.0, 2.0)}}),
     ]
     out = S.holdout_summary(results, reps=100)["s"]
     assert out["n_pairs"] == 6 and out["n_missing"] == 1 and out["n_rejected_holdout"] == 2
     assert out["rejected_share"] == pytest.approx(2 / 5)
     assert out["n_default_rejected"] == 1
     assert out["decay"]["n_instances"] == 3
-    assert out["decay"]["mean"] == pytest.approx(np.mean([-1.0, -0.5, -1.0]))
-    assert out["lift"]["n_instances"] == 2 and out["lift"]["mean"] == pytest.approx(np.mean([0.5, 0.5]))
+    assert out["decay"]["mean"] == pytest.approx(np.mean([-1.0, -0.5, -2.0]))
+    assert out["lift"]["n_instances"] == 2 and out["lift"]["mean"] == pytest.approx(np.mean([0.5, 1.0]))
+    assert out["n_unscaled"] == 0  # no instance has a scale: raw units everywhere
     json.dumps(S.json_safe(out), allow_nan=False)
+
+
+def test_holdout_summary_divides_by_the_scale_and_leaves_unscaled_instances_out_of_the_means():
+    results = [
+        S.HoldoutResults("big", 10.0, {"s": {0: (30.0, 20.0)}}, scale=20.0),   # lift 0.5, decay -0.5
+        S.HoldoutResults("small", 0.1, {"s": {0: (0.3, 0.2)}}, scale=0.2),     # lift 0.5, decay -0.5
+        S.HoldoutResults("flat", 0.0, {"s": {0: (5.0, -np.inf), 1: (5.0, 100.0)}}),  # no scale: counted only
+    ]
+    out = S.holdout_summary(results, reps=100)["s"]
+    assert out["lift"]["n_instances"] == 2 and out["lift"]["iqm"] == pytest.approx(0.5)
+    assert out["decay"]["mean"] == pytest.approx(-0.5) and out["lift"]["iqm_ci"] == pytest.approx([0.5, 0.5])
+    assert out["n_unscaled"] == 1 and out["n_rejected_holdout"] == 1 and out["rejected_share"] == pytest.approx(1 / 4)
+
+
+def test_in_sample_scales_is_the_normalised_denominator():
+    inst = S.InstanceResults("a", {"s": {0: np.array([0.0, 1.0, 2.0])}}, np.array([0.0, 1.0]), optimum=3.0)
+    flat = S.InstanceResults("f", {"s": {0: np.array([1.0, 1.0])}}, np.array([1.0, 1.0]))
+    norm = S.normalise_all([inst, flat], [3])
+    scales = S.in_sample_scales(norm, 3)
+    assert set(scales) == {"a"}  # the flat instance is excluded: no scale
+    assert scales["a"] == pytest.approx(3.0 - norm[0].random_best[0])
+    assert S.normalise_instance(inst, [3]).at("s", 3)[0] == pytest.approx((2.0 - norm[0].random_best[0]) / scales["a"])
 
 
 # --- strict JSON -------------------------------------------------------------------------------
