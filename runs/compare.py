@@ -525,19 +525,23 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
               "instance x seed runs.", "",
               f"Friedman test over instances: p = {_fmt(summary['friedman_p'])}; Nemenyi critical difference "
               f"(alpha 0.05) = {_fmt(summary['cd'], 2)} ranks over {len(summary['rank_instances'])} instances."]
-    pairs = [p for p in summary["pairwise"] if baseline in (p["a"], p["b"])] if baseline in summary["aggregate"] \
-        else summary["pairwise"]
+    against = baseline in summary["aggregate"]
+    pairs = [p for p in summary["pairwise"] if baseline in (p["a"], p["b"])] if against else summary["pairwise"]
     if pairs:
-        lines += ["", f"## Pairwise{' against the baseline' if baseline in summary['aggregate'] else ''}", "",
+        holm_key = "wilcoxon_holm_baseline_p" if against else "wilcoxon_holm_p"
+        lines += ["", f"## Pairwise{' against the baseline' if against else ''}", "",
                   "| A vs B | instances | IQM of A - B [95% CI] | P(A > B) [95% CI] | Wilcoxon p (Holm) | verdict |",
                   "|---|---|---|---|---|---|"]
         for p in pairs:
             lines.append(f"| {p['a']} vs {p['b']} | {p['n_instances']} | {_fmt(p['diff_iqm'])} {_ci(p['diff_iqm_ci'])} | "
-                         f"{_fmt(p['p_improvement'], 2)} {_ci(p['p_improvement_ci'])} | {_fmt(p['wilcoxon_holm_p'])} | "
+                         f"{_fmt(p['p_improvement'], 2)} {_ci(p['p_improvement_ci'])} | {_fmt(p[holm_key])} | "
                          f"{p['verdict']} |")
+        family = (f"the {len(pairs)} comparisons with the baseline" if against
+                  else f"all {len(summary['pairwise'])} pairs of searchers")
         lines += ["", "Verdict: \"A beats B\" only where the 95% CI of the IQM of the per-instance differences excludes "
                   "zero (and at least 5 instances); otherwise the data cannot tell. P(A > B): probability that a run of "
-                  "A beats a run of B on the same instance, averaged over instances."]
+                  "A beats a run of B on the same instance, averaged over instances. Wilcoxon signed-rank test over "
+                  f"instances, Holm-corrected over {family} (summary.json holds both corrections)."]
     return lines
 
 
@@ -596,7 +600,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     baseline = BASELINE if BASELINE in searchers else None
     checkpoints = sorted({c for c in CHECKPOINTS if c < budget} | {budget})
     results, pool_sources = instance_results(config, runs, budget)
-    summary = stats.aggregate_table(results, checkpoints, main_budget=budget)
+    summary = stats.aggregate_table(results, checkpoints, main_budget=budget, baseline=baseline)
     emulated = config.get("objective") == "emulated"
     holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
         i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window

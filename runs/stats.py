@@ -809,7 +809,7 @@ def score_table(normalised: Sequence[NormalisedInstance], searchers: Sequence[st
 
 def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int], main_budget: int | None = None,
                     reps: int = 2000, seed: int = 0, level: float = 0.95, alpha: float = 0.05,
-                    min_instances: int = 5) -> dict[str, Any]:
+                    min_instances: int = 5, baseline: str | None = None) -> dict[str, Any]:
     """The suite summary (what ``summary.json`` holds): aggregates, ranks, tests, pairwise verdicts.
 
     instances: the suite; budgets: where to report (``main_budget`` defaults to the largest and is
@@ -824,14 +824,17 @@ def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int]
          "cd_groups": [[searcher, ...], ...],
          "by_budget": {"<b>": {"friedman_p", "cd", "rank_instances": n}},
          "pairwise": [{"a", "b", "n_instances", "diff_iqm", "diff_iqm_ci", "diff_mean", "diff_mean_ci",
-                       "p_improvement", "p_improvement_ci", "wilcoxon_p", "wilcoxon_holm_p", "verdict"}],
+                       "p_improvement", "p_improvement_ci", "wilcoxon_p", "wilcoxon_holm_p",
+                       "wilcoxon_holm_baseline_p", "verdict"}],
          "settings": {...}}
 
     Aggregates use every usable instance a searcher ran on; ranks, Friedman and CD use the complete
     blocks (instances where every searcher ran); a pairwise comparison uses the instances where both
     ran. ``verdict``: :func:`verdict` on the CI of the IQM of the paired differences at the main
     budget (and at least ``min_instances`` instances). Wilcoxon p-values are Holm-corrected over
-    all pairs.
+    all pairs (``wilcoxon_holm_p``) and, when ``baseline`` names a searcher that ran, over the pairs
+    with the baseline only (``wilcoxon_holm_baseline_p``, the family of the question "does X beat the
+    baseline?", ``k - 1`` tests; ``None`` on the other pairs).
     """
     b = sorted(set(int(x) for x in _budgets(budgets)) | ({int(main_budget)} if main_budget else set()))
     main = int(main_budget) if main_budget else b[-1]
@@ -873,6 +876,11 @@ def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int]
                          "verdict": verdict(diff["iqm_ci"], a, c, len(both), min_instances)})
     for row, adjusted in zip(pairwise, holm([r["wilcoxon_p"] for r in pairwise])):
         row["wilcoxon_holm_p"] = adjusted
+    family = [r for r in pairwise if baseline in (r["a"], r["b"])]
+    for row in pairwise:
+        row["wilcoxon_holm_baseline_p"] = None
+    for row, adjusted in zip(family, holm([r["wilcoxon_p"] for r in family])):
+        row["wilcoxon_holm_baseline_p"] = adjusted
     return {
         "main_budget": main, "budgets": b, "n_instances": len(usable), "instances": [n.instance for n in usable],
         "excluded": {n.instance: n.excluded for n in normalised if n.excluded},
@@ -881,6 +889,7 @@ def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int]
         "cd_groups": per_budget[str(main)]["cd_groups"], "rank_instances": main_names,
         "by_budget": per_budget, "pairwise": pairwise,
         "settings": {"reps": reps, "seed": seed, "level": level, "alpha": alpha, "min_instances": min_instances,
+                     "baseline": baseline if family else None,
                      "bootstrap": "percentile; instances resampled with replacement, then seeds within each",
                      "normalised": "(best - R_b) / (optimum - R_b); R_b = random search's expected best of b draws"},
     }

@@ -179,6 +179,20 @@ def test_aggregate_table_has_the_keys_the_report_needs_and_finds_the_clear_winne
     json.dumps(S.json_safe(table), allow_nan=False)
 
 
+def test_holm_over_the_baseline_family_corrects_only_the_comparisons_with_the_baseline():
+    suite = _suite(n_instances=10)
+    table = S.aggregate_table(suite, [40], reps=100, baseline="random")
+    rows = {(p["a"], p["b"]): p for p in table["pairwise"]}
+    family = [rows[("bad", "random")], rows[("good", "random")]]
+    assert [r["wilcoxon_holm_baseline_p"] for r in family] == pytest.approx(S.holm([r["wilcoxon_p"] for r in family]))
+    assert rows[("bad", "good")]["wilcoxon_holm_baseline_p"] is None
+    for r in family:  # a smaller family never corrects more than the family of every pair
+        assert r["wilcoxon_p"] <= r["wilcoxon_holm_baseline_p"] <= r["wilcoxon_holm_p"]
+    assert table["settings"]["baseline"] == "random"
+    unnamed = S.aggregate_table(suite, [40], reps=100)
+    assert all(p["wilcoxon_holm_baseline_p"] is None for p in unnamed["pairwise"])
+
+
 def test_few_instances_or_no_effect_gives_the_data_cannot_tell():
     same = _suite(n_instances=12, effects={"a": 0.0, "b": 0.0}, seed=5)
     row = S.aggregate_table(same, [40], reps=300)["pairwise"][0]
