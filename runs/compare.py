@@ -29,9 +29,10 @@ import multiprocessing
 import os
 import queue as queue_module
 import re
+import signal
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import traceback
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -269,28 +270,81 @@ class _Progress:
         self.bar.close()
 
 
-def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, done: int, instances: int
-            ) -> dict[str, Any]:
-    """Run ``jobs`` workers (``runs.worker.work``) on the experiment's queue here (in this process when ``jobs == 1``)."""
+def _work_in_child(storage: str, experiment: str, out: Path, updates: Any, results: Any) -> None:
+    """One worker process of :func:`run_all`: ``worker.work`` until the queue is empty, its outcome put on
+    ``results`` as ``("done", summary)``, ``("interrupted", None)`` or ``("raised", traceback)``."""
+    worker.interrupt_on_sigterm()
+    try:
+        results.put(("done", worker.work(storage, experiment, out, updates)))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupted once (Ctrl-C reaches the workers and the driver,
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # which then stops them too): end quietly
+        results.put(("interrupted", None))
+    except Exception:
+        results.put(("raised", traceback.format_exc()))
+
+
+def _drain(updates: Any, progress: _Progress) -> None:
+    while True:
+        try:
+            progress.put(updates.get_nowait())
+        except queue_module.Empty:
+            return
+
+
+def _stop(processes: Sequence[Any], grace_s: float) -> None:
+    """Interrupt worker processes (SIGTERM -> ``KeyboardInterrupt`` in them; one that is already ending after a
+    terminal's Ctrl-C ignores it) and wait up to ``grace_s`` in all, then SIGKILL."""
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, done: int, instances: int,
+            grace_s: float = 30.0) -> dict[str, Any]:
+    """Run ``jobs`` workers (``runs.worker.work``) on the experiment's queue here (in this process when ``jobs == 1``).
+
+    Each worker is a process that exits when the queue is empty. Interrupted (Ctrl-C, or ``kill PID`` = SIGTERM
+    under ``python -m runs.compare``), the driver stops its workers the same way (:func:`_stop`): none outlives it,
+    and their runs in progress go back to the queue as stale claims of dead processes, resumed from their last
+    stored trial by ``--resume``.
+    """
     progress = _Progress(total=total, initial=done, instances=instances)
     try:
         if jobs <= 1:
             return worker.work(storage, experiment, out, progress)
         context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager:
+            updates, results = manager.Queue(), manager.Queue()
+            processes = [context.Process(target=_work_in_child, args=(storage, experiment, out, updates, results),
+                                         name=f"gemsearch-worker-{i}") for i in range(jobs)]
+            for process in processes:
+                process.start()
+            try:
+                while any(process.is_alive() for process in processes):
+                    _drain(updates, progress)
+                    processes[0].join(0.5)
+            except KeyboardInterrupt:
+                _stop(processes, grace_s)
+                raise
+            _drain(updates, progress)
+            outcomes = [results.get() for _ in range(results.qsize())]
         summary: dict[str, Any] = {"runs": [], "errors": [], "lost": 0}
-        with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            updates = manager.Queue()
-            pending = {pool.submit(worker.work, storage, experiment, out, updates) for _ in range(jobs)}
-            while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    for key, value in future.result().items():
-                        summary[key] += value
-                while True:
-                    try:
-                        progress.put(updates.get_nowait())
-                    except queue_module.Empty:
-                        break
+        for kind, value in outcomes:
+            if kind == "raised":
+                raise RuntimeError(f"a worker process raised:\n{value}")
+            for key, item in (value or {}).items():
+                summary[key] += item
+        if len(outcomes) < jobs:
+            raise RuntimeError(f"{jobs - len(outcomes)} worker process(es) died (exit codes "
+                               f"{[p.exitcode for p in processes]}): their runs go back to the queue; continue with "
+                               "--resume")
         return summary
     finally:
         progress.close()
@@ -992,4 +1046,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    worker.interrupt_on_sigterm()  # the command line only: a caller of main() keeps its own signal handling
     sys.exit(main())

@@ -26,13 +26,16 @@ Storage: PostgreSQL (or any server database SQLAlchemy reaches) for several
 machines; ``journal:FILE`` for several processes on one machine. SQLite is
 refused here: it cannot arbitrate claims between processes (docs/RUNS.md).
 Exit codes: 0 every run done, 1 some run raised (its claim is FAIL with the
-error; the next ``runs.compare --resume`` queues it again), 2 bad arguments.
+error; the next ``runs.compare --resume`` queues it again), 2 bad arguments,
+130 stopped by Ctrl-C or ``kill PID`` (SIGTERM): the run in progress goes back to
+the queue (its holder is a dead process) and resumes from its last stored trial.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import time
 import traceback
@@ -192,6 +195,14 @@ class ExperimentQueue:
         self.study.set_user_attr("discarded", self.discarded | {searcher: last for searcher in searchers})
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (``kill PID``) stop this process as Ctrl-C does, by ``KeyboardInterrupt``: every finished trial
+    is stored, and the claim in progress is reclaimed as stale once the process has exited. Without it SIGTERM
+    ends Python at once, and the pool workers of ``runs.compare --jobs N`` outlive their driver (they keep taking
+    runs, then idle forever); a job started in the background by a non-interactive shell also ignores SIGINT."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def refuse_sqlite(storage: str) -> None:
     if storage.startswith("sqlite"):
         raise StoreError("SQLite cannot arbitrate run claims between processes: use journal:FILE (one machine) "
@@ -275,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished trial is stored; the run in progress goes back to the queue",
+              file=sys.stderr)
+        return 130
     for info in summary["runs"]:
         print(f"{info['instance']} {info['searcher']} seed {info['seed']} lane {info['lane']}: {info['evaluations']} evaluations "
               f"(resumed from {info['resumed_from']}), best {info['best']}", file=sys.stderr)
@@ -284,4 +299,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # the command line only: a caller of main() keeps its own signal handling
     sys.exit(main())

@@ -203,6 +203,48 @@ def test_parallel_workers_on_one_journal_storage_match_a_single_process_run(tiny
         assert len(study.trials) == 3
 
 
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_kill_stops_the_driver_and_its_workers_and_resume_finishes_every_run_once(tiny, tmp_path):
+    """``kill PID`` (SIGTERM) on ``python -m runs.compare --jobs 2``: the driver stops its worker processes and
+    exits 130 (before, the workers outlived it, took the rest of the queue and idled forever); ``--resume`` then
+    completes every run with each evaluation once."""
+    single_out, code = tiny
+    assert code == 0
+    setup = TINY + ["--budget", "12", "--jobs", "2", "--out", str(tmp_path), "--name", "killed"]
+    driver = subprocess.Popen([sys.executable, "-m", "runs.compare", *setup], cwd=Path(__file__).resolve().parents[1],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(len(_rows(t)) >= 2 for t in (tmp_path / "killed" / "runs").glob("*/*.tsv")):
+            assert driver.poll() is None and time.monotonic() < deadline, "no trial was stored"
+            time.sleep(0.2)
+        workers = [c for c in _children(driver.pid)]
+        assert len(workers) >= 3  # the two workers and the queue manager (and spawn's resource tracker)
+        driver.terminate()
+        output = driver.communicate(timeout=120)[0]
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, output
+    assert "interrupted: every finished trial is stored" in output
+    time.sleep(0.5)
+    assert not [w for w in workers if _alive(w)], "a worker outlived its driver"
+    done = sum(len(_rows(t)) for t in (tmp_path / "killed" / "runs").glob("*/*.tsv"))
+    assert 0 < done < 24, "the experiment finished before the kill: nothing was tested"
+    assert main(TINY + ["--budget", "12", "--out", str(tmp_path), "--name", "killed", "--resume"]) == 0
+    rows = _rows(tmp_path / "killed" / "trials.tsv")
+    assert sorted((r["seed"], int(r["eval_index"])) for r in rows) == [(s, i) for s in "01" for i in range(12)]
+
+
 def _tables(report: str) -> str:
     """The results of a report (aggregate, pairwise, holdout and per-instance tables), without set-up or cost."""
     return report[report.index("## Over instances"):report.index("## Cost")]
