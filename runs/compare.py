@@ -727,13 +727,15 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
               "[95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|"]
     for s in sorted(decay, key=lambda s: (s != baseline, s)) if not emulated else ():
         d = decay[s]
-        lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} | "
-                     f"{_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} | {_fmt(d['rejected_share'], 2)} |")
+        lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} "
+                     f"(n={d['lift']['n_instances']}) | {_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} "
+                     f"(n={d['decay']['n_instances']}) | {_fmt(d['rejected_share'], 2)} |")
     lines += [] if emulated else ["", "Holdout: each run's in-sample winner scored on the instance's holdout window "
                                   "(after the search, by the driver); both differences divided by the instance's in-sample "
                                   "range (its optimum minus random search's expected best at the full budget, the "
                                   "normalised score's denominator), so 1 = that whole range; winners rejected (-inf) on "
-                                  "the holdout counted apart, never averaged."]
+                                  "the holdout counted apart, never averaged; n = instances with a finite pair (seeds "
+                                  "averaged within each): below 5, no claim."]
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split

@@ -393,8 +393,9 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     for s, d in sorted(decay.items()):
         e = excess.get(s, _aggregate({}, seed=11))
         s_rows.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} [{_fmt(d['lift']['iqm_ci'][0])}, "
-                      f"{_fmt(d['lift']['iqm_ci'][1])}] | {_fmt(d['decay']['iqm'])} [{_fmt(d['decay']['iqm_ci'][0])}, "
-                      f"{_fmt(d['decay']['iqm_ci'][1])}] | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
+                      f"{_fmt(d['lift']['iqm_ci'][1])}] (n={d['lift']['n_instances']}) | {_fmt(d['decay']['iqm'])} "
+                      f"[{_fmt(d['decay']['iqm_ci'][0])}, {_fmt(d['decay']['iqm_ci'][1])}] "
+                      f"(n={d['decay']['n_instances']}) | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
                       f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) |")
     s_rows += ["", "Holdout - defaults' holdout, holdout - in-sample: IQM over instances (seed-means) of the differences "
                "divided by the instance's in-sample range (optimum minus random search's expected best at the budget, "
