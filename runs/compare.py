@@ -579,6 +579,18 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
               "instance x seed runs.", "",
               f"Friedman test over instances: p = {_fmt(summary['friedman_p'])}; Nemenyi critical difference "
               f"(alpha 0.05) = {_fmt(summary['cd'], 2)} ranks over {len(summary['rank_instances'])} instances."]
+    budgets = summary["budgets"]
+    if len(budgets) > 1:
+        lines += ["", "## By budget", "", "| searcher | " + " | ".join(f"IQM @{b} [95% CI] | rank @{b}" for b in budgets)
+                  + " |", "|---" * (1 + 2 * len(budgets)) + "|"]
+        for s in order:
+            cells = [summary["aggregate"][s]["by_budget"][str(b)] for b in budgets]
+            lines.append(f"| {s} | " + " | ".join(f"{_fmt(c['iqm'])} {_ci(c['iqm_ci'])} | {_fmt(c['mean_rank'], 2)}"
+                                                  for c in cells) + " |")
+        lines += ["", "The same runs cut at each budget (best of their first b evaluations), normalised with random "
+                  "search's expected best of b draws. Friedman p / Nemenyi CD: " + "; ".join(
+                      f"@{b} {_fmt(summary['by_budget'][str(b)]['friedman_p'])} / "
+                      f"{_fmt(summary['by_budget'][str(b)]['cd'], 2)}" for b in budgets) + "."]
     against = baseline in summary["aggregate"]
     pairs = [p for p in summary["pairwise"] if baseline in (p["a"], p["b"])] if against else summary["pairwise"]
     if pairs:

@@ -275,3 +275,23 @@ def test_workers_take_whole_seeds_in_rounds_costliest_searchers_first():
     assert order[:4] == [("a", "smac", 0), ("b", "smac", 0), ("a", "gp", 0), ("b", "gp", 0)]
     assert [name for _, name, _ in order[4:6]] == ["tpe", "tpe"]
     assert set(order) == {(s.instance_id, s.searcher, s.seed) for s in specs}
+
+
+def test_the_report_has_a_by_budget_table_with_ranks_and_friedman_at_each_budget():
+    import numpy as np
+
+    from runs import stats
+    from runs.compare import aggregate_section
+
+    rng = np.random.default_rng(0)
+    instances = [stats.InstanceResults(f"i{k}", {s: {seed: rng.normal(size=50) + shift for seed in (0, 1)}
+                                                 for s, shift in (("a", 0.0), ("b", 3.0))}, rng.normal(size=200))
+                 for k in range(6)]
+    lines = aggregate_section(stats.aggregate_table(instances, [25, 50], reps=50), None)
+    at = lines.index("## By budget")
+    assert lines[at + 2] == "| searcher | IQM @25 [95% CI] | rank @25 | IQM @50 [95% CI] | rank @50 |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines[at + 4:at + 6]}
+    assert rows["b"][2] == rows["b"][4].rstrip(" |") == "1.00"  # b is best on every instance at both budgets
+    assert rows["a"][2] == "2.00"
+    assert any(line.startswith("The same runs cut at each budget") and "@25 " in line and "@50 " in line
+               for line in lines)
