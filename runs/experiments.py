@@ -480,8 +480,9 @@ def survivorship(args: argparse.Namespace, folder: Path) -> None:
     _write(folder, "Survivorship: point-in-time universe vs survivors only",
            "How much does searching a survivors-only universe (tokens still listed at the end of the data) flatter the "
            "result, compared with the point-in-time universe?",
-           _setup(config, SearchSpace(args.space)), ["## Per instance", "", *rows], answer,
-           {"inflation": {"per_instance": inflation, "aggregate": agg}})
+           _setup(config, SearchSpace(args.space)) + f" The searches ran on {len(base)} instance(s) and on the "
+           f"{len(variants)} survivors-only universe(s) built from them (the count above holds both).",
+           ["## Per instance", "", *rows], answer, {"inflation": {"per_instance": inflation, "aggregate": agg}})
 
 
 # --------------------------------------------------------------------------- CLI
