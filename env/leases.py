@@ -31,7 +31,7 @@ import os
 import socket
 import threading
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -129,10 +129,13 @@ def _queued(trial: FrozenTrial) -> bool:
     return any(k in trial.user_attrs for k in QUEUED_ATTRS)
 
 
-def pop(study: optuna.Study) -> FrozenTrial | None:
-    """Atomically claim one WAITING work item of ``study`` (moved to RUNNING); None when none is waiting."""
+def pop(study: optuna.Study, key: Callable[[FrozenTrial], Any] | None = None) -> FrozenTrial | None:
+    """Atomically claim one WAITING work item of ``study`` (moved to RUNNING); None when none is waiting.
+
+    Items are tried in ``key`` order (default: the order they were queued)."""
     storage = study._storage
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for trial in sorted(waiting, key=key) if key is not None else waiting:
         try:
             if storage.set_trial_state_values(trial_id(study, trial.number), TrialState.RUNNING):
                 return trial

@@ -123,7 +123,11 @@ class ExperimentQueue:
         return queued
 
     def pop(self) -> Claim | None:
-        trial = leases.pop(self.study)
+        """Claim the next waiting run: the lowest seed first, in queued order within a seed. A replacement of a
+        run taken back from a dead worker goes where the run it replaces was queued (``leases.requeue`` appends
+        it), so seed rounds stay whole after a crash (before, it waited behind every later seed)."""
+        trial = leases.pop(self.study, key=lambda t: (int(t.user_attrs.get("seed", 0)),
+                                                     int(t.user_attrs.get("replaces", t.number))))
         if trial is None:
             return None
         attrs = trial.user_attrs

@@ -295,3 +295,20 @@ def test_the_report_has_a_by_budget_table_with_ranks_and_friedman_at_each_budget
     assert rows["a"][2] == "2.00"
     assert any(line.startswith("The same runs cut at each budget") and "@25 " in line and "@50 " in line
                for line in lines)
+
+
+def test_a_replacement_claim_keeps_its_place_in_the_seed_rounds(tmp_path):
+    """A run taken back from a dead worker is queued again at the end of the queue study; workers still take
+    it in its own seed round (before, it waited behind every later seed, so no later seed could be whole)."""
+    from env import leases
+    from runs.worker import ExperimentQueue
+
+    queue = ExperimentQueue(f"journal:{tmp_path / 'queue.journal'}", "rounds")
+    queue.submit({"name": "rounds", "budget": 5, "instances": []},
+                 [("a", "random", 0, 1), ("b", "random", 0, 1), ("a", "random", 1, 1), ("b", "random", 1, 1)])
+    first = queue.pop()
+    assert (first.instance, first.seed) == ("a", 0)
+    held = queue.study.trials[first.number]
+    assert leases._fail(queue.study, held)  # what leases.reclaim does to the claim of a dead worker
+    leases.requeue(queue.study, held)
+    assert [(c.instance, c.seed) for c in iter(queue.pop, None)] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
