@@ -611,10 +611,12 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
     return lines
 
 
-def holdout_results_of(holdout: dict[str, Any], scales: dict[str, float]) -> list[stats.HoldoutResults]:
+def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.InstanceResults],
+                       budget: int) -> list[stats.HoldoutResults]:
     """:func:`holdout_scores`' mapping as the statistics' input, each instance's differences divided by its
-    in-sample range ``scales[instance]`` (:func:`stats.in_sample_scales`; instances without one are counted, not
-    averaged)."""
+    in-sample range at ``budget`` (:func:`stats.in_sample_scales` of ``results``, :func:`instance_results`;
+    instances without one are counted, not averaged)."""
+    scales = stats.in_sample_scales(stats.normalise_all(results, [budget]), budget)
     return [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
                                  {s: {seed: (_score(w["in_sample"]), _score(w.get("score"))) for seed, w in seeds.items()}
                                   for s, seeds in h["winners"].items()}, scale=scales.get(i))
@@ -670,7 +672,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     emulated = config.get("objective") == "emulated"
     holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
         i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
-    holdout_results = holdout_results_of(holdout, stats.in_sample_scales(stats.normalise_all(results, [budget]), budget))
+    holdout_results = holdout_results_of(holdout, results, budget)
     decay = stats.holdout_summary(holdout_results)
     wall: dict[str, dict[str, dict[int, float]]] = {}
     for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's

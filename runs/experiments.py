@@ -384,8 +384,7 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     holdout = compare.holdout_scores(specs, runs, folder / "holdout.json")
     budget = config["budget"]
     instances, _ = compare.instance_results(config, runs, budget)
-    results = compare.holdout_results_of(holdout, stats.in_sample_scales(stats.normalise_all(instances, [budget]),
-                                                                         budget))
+    results = compare.holdout_results_of(holdout, instances, budget)
     decay = stats.holdout_summary(results)
     excess = {s: _aggregate(per, seed=11) for s, per in rejection_excess(holdout).items()}
     s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM [95% CI] | "

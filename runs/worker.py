@@ -202,8 +202,8 @@ class ExperimentQueue:
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM (``kill PID``) stop this process as Ctrl-C does, by ``KeyboardInterrupt``: every finished trial
     is stored, and the claim in progress is reclaimed as stale once the process has exited. Without it SIGTERM
-    ends Python at once, and the pool workers of ``runs.compare --jobs N`` outlive their driver (they keep taking
-    runs, then idle forever); a job started in the background by a non-interactive shell also ignores SIGINT."""
+    ends Python at once without unwinding (``runs.compare --jobs N`` then cannot stop its worker processes); a
+    job started in the background by a non-interactive shell also ignores SIGINT, so SIGTERM is its way to stop."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
