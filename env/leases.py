@@ -91,6 +91,15 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         enqueue(study, {**attrs, "replaces": trial.number})
 
 
+def give_back(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Return a work item this process holds because it is stopping (Ctrl-C, ``kill PID``): failed, with one
+    replacement queued. A claim left RUNNING is taken back only when its owner is seen dead on this host or its
+    heartbeat stops; a journal file has no heartbeats, and one restored on another machine (``runs.archive``) could
+    never tell its owner is gone."""
+    if _fail(study, trial):
+        requeue(study, trial)
+
+
 def _fail(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Fail a RUNNING trial; True for the one caller whose transition took effect."""
     try:

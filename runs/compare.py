@@ -312,8 +312,7 @@ def run_all(storage: str, experiment: str, out: Path, jobs: int, total: int, don
 
     Each worker is a process that exits when the queue is empty. Interrupted (Ctrl-C, or ``kill PID`` = SIGTERM
     under ``python -m runs.compare``), the driver stops its workers the same way (:func:`_stop`): none outlives it,
-    and their runs in progress go back to the queue as stale claims of dead processes, resumed from their last
-    stored trial by ``--resume``.
+    and each gives its run in progress back to the queue, resumed from its last stored trial by ``--resume``.
     """
     progress = _Progress(total=total, initial=done, instances=instances)
     try:

@@ -164,6 +164,10 @@ class ExperimentQueue:
         self.study._storage.set_trial_user_attr(tid, "info", dict(info))
         self.study.tell(claim.number, best)
 
+    def give_back(self, claim: Claim) -> None:
+        """Put a claim this process holds back in the queue, in its place (this worker is stopping)."""
+        leases.give_back(self.study, self.study._storage.get_trial(leases.trial_id(self.study, claim.number)))
+
     def failed(self, claim: Claim, error: str) -> None:
         tid = leases.trial_id(self.study, claim.number)
         self.study._storage.set_trial_user_attr(tid, "error", error[-4000:])
@@ -199,9 +203,21 @@ class ExperimentQueue:
         self.study.set_user_attr("discarded", self.discarded | {searcher: last for searcher in searchers})
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under :func:`interrupt_on_sigterm`)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM (``kill PID``) stop this process as Ctrl-C does, by ``KeyboardInterrupt``: every finished trial
-    is stored, and the claim in progress is reclaimed as stale once the process has exited. Without it SIGTERM
+    is stored, and the claim in progress goes back to the queue (:meth:`ExperimentQueue.give_back`). Without it SIGTERM
     ends Python at once without unwinding (``runs.compare --jobs N`` then cannot stop its worker processes); a
     job started in the background by a non-interactive shell also ignores SIGINT, so SIGTERM is its way to stop."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -248,7 +264,13 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
             except leases.LeaseLost:
                 lost += 1
                 continue
-            except Exception:
+            except KeyboardInterrupt:  # stopping: the run resumes from its last stored trial under a new claim
+                queue.give_back(claim)
+                raise
+            except Exception as exc:
+                if _interrupted(exc):  # e.g. numba's SystemError around a KeyboardInterrupt in compiled code
+                    queue.give_back(claim)
+                    raise KeyboardInterrupt from exc
                 error = f"{claim.instance} {claim.searcher} seed {claim.seed}: {traceback.format_exc()}"
                 try:
                     queue.failed(claim, error)

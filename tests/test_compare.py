@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from runs import analysis
+from runs import analysis, worker
 from runs.compare import main
 from env.records import TrialRecord
 
@@ -220,7 +220,7 @@ def test_kill_stops_the_driver_and_its_workers_and_resume_finishes_every_run_onc
     completes every run with each evaluation once."""
     single_out, code = tiny
     assert code == 0
-    setup = TINY + ["--budget", "12", "--jobs", "2", "--out", str(tmp_path), "--name", "killed"]
+    setup = TINY + ["--budget", "30", "--jobs", "2", "--out", str(tmp_path), "--name", "killed"]
     driver = subprocess.Popen([sys.executable, "-m", "runs.compare", *setup], cwd=Path(__file__).resolve().parents[1],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -238,11 +238,14 @@ def test_kill_stops_the_driver_and_its_workers_and_resume_finishes_every_run_onc
     assert "interrupted: every finished trial is stored" in output
     time.sleep(0.5)
     assert not [w for w in workers if _alive(w)], "a worker outlived its driver"
+    storage = json.loads((tmp_path / "killed" / "config.json").read_text())["storage"]
+    status = worker.ExperimentQueue(storage, "killed").status()
+    assert status["running"] == status["failed"] == 0, status  # given back: no claim left to a dead process
     done = sum(len(_rows(t)) for t in (tmp_path / "killed" / "runs").glob("*/*.tsv"))
-    assert 0 < done < 24, "the experiment finished before the kill: nothing was tested"
-    assert main(TINY + ["--budget", "12", "--out", str(tmp_path), "--name", "killed", "--resume"]) == 0
+    assert 0 < done < 60, "the experiment finished before the kill: nothing was tested"
+    assert main(TINY + ["--budget", "30", "--out", str(tmp_path), "--name", "killed", "--resume"]) == 0
     rows = _rows(tmp_path / "killed" / "trials.tsv")
-    assert sorted((r["seed"], int(r["eval_index"])) for r in rows) == [(s, i) for s in "01" for i in range(12)]
+    assert sorted((r["seed"], int(r["eval_index"])) for r in rows) == [(s, i) for s in "01" for i in range(30)]
 
 
 def _tables(report: str) -> str:
