@@ -22,12 +22,15 @@ import dataclasses
 import itertools
 import json
 import math
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
+from threadpoolctl import threadpool_limits
 
 from data import survivors
 from env.records import TrialRecord
@@ -220,6 +223,22 @@ def _pair_strengths(space: SearchSpace, records: Sequence[TrialRecord]) -> dict[
             for a, b in itertools.combinations(core, 2)}
 
 
+def _pair_strengths_one_thread(space: SearchSpace, records: Sequence[TrialRecord]) -> dict[tuple[str, str], float] | None:
+    with threadpool_limits(limits=1):  # the same floating-point results in the serial and the parallel path
+        return _pair_strengths(space, records)
+
+
+def pair_strengths_by_instance(space: SearchSpace, records: dict[str, list[TrialRecord]],
+                               jobs: int = 1) -> dict[str, dict[tuple[str, str], float] | None]:
+    """:func:`_pair_strengths` of every instance's trials, one BLAS thread each, on ``jobs`` processes (the GP fits
+    take minutes per instance on a full comparison; the result does not depend on ``jobs``)."""
+    if jobs <= 1 or len(records) <= 1:
+        return {instance: _pair_strengths_one_thread(space, recs) for instance, recs in records.items()}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {instance: pool.submit(_pair_strengths_one_thread, space, recs) for instance, recs in records.items()}
+        return {instance: future.result() for instance, future in futures.items()}
+
+
 def interactions(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["phased", "tpe", "gp"], args.space)
     space = SearchSpace(config["instances"][0]["space"])
@@ -231,6 +250,9 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
     key_h, strongest = {}, {}
     rows = ["| instance | phased best | " + " | ".join(f"{s} - phased (median over seeds)" for s in joint)
             + " | H^2 bull x bear r2 | strongest pair (H^2) |", "|---" * (len(joint) + 4) + "|"]
+    pooled = {instance: [r for seeds in seeds_by.values() for recs in seeds.values() for r in recs]
+              for instance, seeds_by in sorted(runs.items())}
+    all_strengths = pair_strengths_by_instance(space, pooled, jobs=args.jobs)
     for instance, seeds_by in sorted(runs.items()):
         winners = _winners(seeds_by)
         phased = [w.score for w in winners.get("phased", {}).values()]
@@ -245,7 +267,7 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
             if n is not None and s in n.scores and "phased" in n.scores:
                 norm_diff[s][instance] = float(n.at(s, config["budget"]).mean() - n.at("phased", config["budget"]).mean())
             cells.append(_fmt(lift))
-        strengths = _pair_strengths(space, [r for seeds in seeds_by.values() for recs in seeds.values() for r in recs])
+        strengths = all_strengths[instance]
         if strengths:
             key_h[instance] = strengths.get(KEY_PAIR, math.nan)
             top = max(strengths.items(), key=lambda kv: kv[1])
@@ -499,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--searchers", nargs="+", default=None)
-    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes for the searches and for interactions' per-instance GP fits")
     parser.add_argument("--source", help="analyse this existing runs.compare folder instead of searching")
     parser.add_argument("--name", default=None, help="folder name under --out (default: the experiment)")
     parser.add_argument("--out", type=Path, default=compare.OUT)

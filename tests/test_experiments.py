@@ -167,3 +167,23 @@ def test_survivorship_experiment_rescores_the_survivors_winners_point_in_time(tm
     inflation = results["inflation"]["per_instance"]["synthetic-small"]
     assert inflation == "inf" or math.isfinite(float(inflation))
     assert "the data cannot tell" in report  # one instance: no claim
+
+
+def test_interaction_strengths_are_the_same_on_one_process_and_on_two():
+    """``--jobs 2`` fits the instances' interaction GPs in parallel, each on one BLAS thread: same H^2 values."""
+    import runs.experiments as experiments
+    from env.records import TrialRecord
+    from strategy.space import SearchSpace
+
+    space = SearchSpace("core")
+    records = {}
+    for k, name in enumerate(("a", "b")):
+        rng = np.random.default_rng(k)
+        points = [space.sample(rng) for _ in range(30)]
+        records[name] = [TrialRecord(eval_index=i, searcher="random", seed=0, params=space.values(p),
+                                     score=float(np.sin(3 * u[0]) * u[1] + u[2]) if i % 6 else -math.inf)
+                         for i, (p, u) in enumerate((p, space.encode(p)) for p in points)]
+    serial = experiments.pair_strengths_by_instance(space, records, jobs=1)
+    parallel = experiments.pair_strengths_by_instance(space, records, jobs=2)
+    assert set(serial) == {"a", "b"} and serial["a"] and serial == parallel
+    assert serial["a"] != serial["b"]  # each instance its own fit
