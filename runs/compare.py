@@ -736,19 +736,21 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     if emulated:
         lines += ["", "## Out of sample", "", "Not scored: the emulator models the search window only."]
     lines += [] if emulated else ["", "## Out of sample (each instance's own holdout)", "",
-              "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM "
-              "[95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|"]
+              "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | Holm p | holdout - in-sample: "
+              "IQM [95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|---|"]
     for s in sorted(decay, key=lambda s: (s != baseline, s)) if not emulated else ():
         d = decay[s]
         lines.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} {_ci(d['lift']['iqm_ci'])} "
-                     f"(n={d['lift']['n_instances']}) | {_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} "
+                     f"(n={d['lift']['n_instances']}) | {_fmt(d['lift']['wilcoxon_holm_p'])} | "
+                     f"{_fmt(d['decay']['iqm'])} {_ci(d['decay']['iqm_ci'])} "
                      f"(n={d['decay']['n_instances']}) | {_fmt(d['rejected_share'], 2)} |")
     lines += [] if emulated else ["", "Holdout: each run's in-sample winner scored on the instance's holdout window "
                                   "(after the search, by the driver); both differences divided by the instance's in-sample "
                                   "range (its optimum minus random search's expected best at the full budget, the "
                                   "normalised score's denominator), so 1 = that whole range; winners rejected (-inf) on "
                                   "the holdout counted apart, never averaged; n = instances with a finite pair (seeds "
-                                  "averaged within each): below 5, no claim."]
+                                  "averaged within each): below 5, no claim. Holm p: Wilcoxon signed-rank test of the per-instance lifts "
+                                  "against zero, Holm-corrected over the searchers in this table."]
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split

@@ -147,6 +147,14 @@ def _answer(agg: dict[str, Any], yes: str, no: str, min_instances: int = 5) -> s
     return "the data cannot tell (the 95% CI includes zero)"
 
 
+def _answer_holm(agg: dict[str, Any], ci: Sequence[float], holm_p: float | None, yes: str, no: str) -> str:
+    """:func:`_answer` on ``ci``, and a yes or no only where the family-wise (Holm-corrected) p is below 0.05 too."""
+    said = _answer({"iqm_ci": ci, "n_instances": agg["n_instances"]}, yes, no)
+    if said in (yes, no) and not (holm_p is not None and holm_p < 0.05):
+        return f"the data cannot tell (the CI excludes zero, but Holm p {_fmt(holm_p)} over the searchers)"
+    return said
+
+
 def _ci(agg: dict[str, Any]) -> str:
     return f"{_fmt(agg['iqm'])} [{_fmt(agg['iqm_ci'][0])}, {_fmt(agg['iqm_ci'][1])}] (n={agg['n_instances']})"
 
@@ -408,16 +416,24 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     instances, _ = compare.instance_results(config, runs, budget)
     results = compare.holdout_results_of(holdout, instances, budget)
     decay = stats.holdout_summary(results)
-    excess = {s: _aggregate(per, seed=11) for s, per in rejection_excess(holdout).items()}
-    s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | holdout - in-sample: IQM [95% CI] | "
-              "rejected on the holdout | rejected - defaults rejected: mean [95% CI] |", "|---|---|---|---|---|---|"]
+    per_instance_excess = rejection_excess(holdout)
+    excess = {s: _aggregate(per, seed=11) for s, per in per_instance_excess.items()}
+    for s in excess:
+        excess[s]["wilcoxon_p"] = stats.wilcoxon_p([v for v in per_instance_excess[s].values() if math.isfinite(v)])
+    for s, adjusted in zip(excess, stats.holm([excess[s]["wilcoxon_p"] for s in excess])):
+        excess[s]["wilcoxon_holm_p"] = adjusted
+    s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | Holm p | holdout - in-sample: IQM "
+              "[95% CI] | rejected on the holdout | rejected - defaults rejected: mean [95% CI] | Holm p |",
+              "|---|---|---|---|---|---|---|---|"]
     for s, d in sorted(decay.items()):
-        e = excess.get(s, _aggregate({}, seed=11))
+        e = excess.get(s, {**_aggregate({}, seed=11), "wilcoxon_holm_p": None})
         s_rows.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} [{_fmt(d['lift']['iqm_ci'][0])}, "
-                      f"{_fmt(d['lift']['iqm_ci'][1])}] (n={d['lift']['n_instances']}) | {_fmt(d['decay']['iqm'])} "
+                      f"{_fmt(d['lift']['iqm_ci'][1])}] (n={d['lift']['n_instances']}) | "
+                      f"{_fmt(d['lift']['wilcoxon_holm_p'])} | {_fmt(d['decay']['iqm'])} "
                       f"[{_fmt(d['decay']['iqm_ci'][0])}, {_fmt(d['decay']['iqm_ci'][1])}] "
                       f"(n={d['decay']['n_instances']}) | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
-                      f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) |")
+                      f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) | "
+                      f"{_fmt(e['wilcoxon_holm_p'])} |")
     s_rows += ["", "Holdout - defaults' holdout, holdout - in-sample: IQM over instances (seed-means) of the differences "
                "divided by the instance's in-sample range (optimum minus random search's expected best at the budget, "
                "the normalised score's denominator; 1 = that whole range); instances without one (excluded from "
@@ -425,7 +441,11 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
                "Rejected - defaults rejected: per instance, the share of the searcher's winners rejected (-inf) on "
                "the holdout minus 1 if the defaults are rejected there (else 0); mean over instances, bootstrap CI "
                "(instances resampled). It uses every run, where the two holdout columns use only runs whose winner "
-               "scored."]
+               "scored.", "",
+               f"Holm p: two-sided Wilcoxon signed-rank test of the per-instance values against zero, Holm-corrected "
+               f"over the {len(decay)} searchers (the family of each question). A verdict below needs both the CI to "
+               "exclude zero and Holm p < 0.05: with k searchers and no true difference, some CI excludes zero by "
+               f"chance with probability 1 - 0.95^k ({1 - 0.95 ** max(len(decay), 1):.2f} here)."]
     rows = ["| instance | holdout | defaults' holdout | winners' holdout (median over runs) | winners' in-sample (median) |",
             "|---|---|---|---|---|"]
     for i, h in sorted(holdout.items()):
@@ -438,14 +458,12 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
                     f"{_fmt(np.median(inside) if inside else math.nan)} |")
 
     def verdict(d: dict[str, Any]) -> str:
-        lo, hi = d["lift"]["iqm_ci"]
-        if d["lift"]["n_instances"] < 5 or not (math.isfinite(lo) and math.isfinite(hi)):
-            return "the data cannot tell"
-        return "better than the defaults" if lo > 0 else "worse than the defaults" if hi < 0 else "the data cannot tell"
+        return _answer_holm(d["lift"], d["lift"]["iqm_ci"], d["lift"]["wilcoxon_holm_p"], "better than the defaults",
+                            "worse than the defaults")
 
     def rejected(e: dict[str, Any]) -> str:
-        return _answer({"iqm_ci": e["mean_ci"], "n_instances": e["n_instances"]}, "rejected more often than the defaults",
-                       "rejected less often than the defaults")
+        return _answer_holm(e, e["mean_ci"], e["wilcoxon_holm_p"], "rejected more often than the defaults",
+                            "rejected less often than the defaults")
 
     answer = ("On their instances' own holdouts, the winners are: " + "; ".join(
         f"{s}: {verdict(d)}" for s, d in sorted(decay.items())) + (". The decay column shows how much of the in-sample "

@@ -728,7 +728,9 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
     :func:`bootstrap_aggregates` over instances. Returns per searcher ``{"lift": {...},
     "decay": {...}, "n_pairs", "n_rejected_holdout", "rejected_share", "n_in_sample_rejected",
     "n_missing", "n_default_rejected", "n_unscaled"}`` (``lift``/``decay``: the dicts of
-    :func:`bootstrap_aggregates`; ``n_unscaled``: instances left out of them for want of a scale).
+    :func:`bootstrap_aggregates` plus ``wilcoxon_p``, the signed-rank test of the per-instance means against
+    zero, and ``wilcoxon_holm_p``, that p Holm-corrected over the searchers given: the family of "whose
+    winners beat the defaults out of sample?"; ``n_unscaled``: instances left out of them for want of a scale).
     """
     per: dict[str, dict[str, Any]] = {}
     mixed = any(res.scale is not None for res in results)
@@ -776,6 +778,11 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
             "n_in_sample_rejected": acc["n_in_sample_rejected"], "n_missing": acc["n_missing"],
             "n_default_rejected": acc["n_default_rejected"], "n_unscaled": acc["n_unscaled"],
         }
+        for what in ("lift", "decay"):
+            out[searcher][what]["wilcoxon_p"] = wilcoxon_p([v.mean() for v in acc[what]])
+    for what in ("lift", "decay"):
+        for searcher, adjusted in zip(out, holm([out[s][what]["wilcoxon_p"] for s in out])):
+            out[searcher][what]["wilcoxon_holm_p"] = adjusted
     return out
 
 

@@ -187,3 +187,14 @@ def test_interaction_strengths_are_the_same_on_one_process_and_on_two():
     parallel = experiments.pair_strengths_by_instance(space, records, jobs=2)
     assert set(serial) == {"a", "b"} and serial["a"] and serial == parallel
     assert serial["a"] != serial["b"]  # each instance its own fit
+
+
+def test_a_generalization_verdict_needs_the_family_wise_p_as_well_as_the_ci():
+    from runs.experiments import _answer_holm
+
+    agg = {"n_instances": 8}
+    assert _answer_holm(agg, [0.1, 0.5], 0.01, "better", "worse") == "better"
+    assert _answer_holm(agg, [-0.5, -0.1], 0.01, "better", "worse") == "worse"
+    assert _answer_holm(agg, [0.1, 0.5], 0.09, "better", "worse").startswith("the data cannot tell (the CI excludes zero")
+    assert _answer_holm(agg, [-0.1, 0.5], 0.001, "better", "worse") == "the data cannot tell (the 95% CI includes zero)"
+    assert _answer_holm({"n_instances": 3}, [0.1, 0.5], 0.001, "better", "worse").startswith("the data cannot tell (3")

@@ -450,3 +450,18 @@ def test_suite_plots_write_pngs_with_titles_inside(tmp_path):
         for fig in figures:
             plots.plt.close(fig)
     assert plots.cd_diagram_plot(ranks, table["cd"], tmp_path / "cd.png", table["cd_groups"]).exists()
+
+
+def test_holdout_summary_holm_corrects_the_lift_test_over_the_searchers():
+    """Every searcher's lift is +1 on 6 instances (Wilcoxon p = 2/64 = 0.031 each); with three searchers in the
+    family Holm multiplies the smallest by 3 (0.094): no longer below 0.05, though each CI excludes zero."""
+    results = [S.HoldoutResults(f"i{k}", 0.0, {s: {0: (2.0, 1.0 + 0.01 * k)} for s in ("a", "b", "c")}, scale=1.0)
+               for k in range(6)]
+    out = S.holdout_summary(results, reps=200)
+    for s in ("a", "b", "c"):
+        assert out[s]["lift"]["iqm_ci"][0] > 0
+        assert out[s]["lift"]["wilcoxon_p"] == pytest.approx(2 / 64)
+        assert out[s]["lift"]["wilcoxon_holm_p"] == pytest.approx(3 * 2 / 64)
+    alone = S.holdout_summary([S.HoldoutResults(r.instance, 0.0, {"a": r.winners["a"]}, scale=1.0) for r in results],
+                              reps=200)
+    assert alone["a"]["lift"]["wilcoxon_holm_p"] == pytest.approx(2 / 64)  # a family of one: no correction
