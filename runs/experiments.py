@@ -312,7 +312,11 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
     space = SearchSpace("joint")
     diffs, matched, shares, rows = {}, {}, {axis: {} for axis in (*COMPONENTS, GATE)}, []
     rows = ["| instance | best intact | best with a deletion | difference | size-matched difference (m trials) | "
-            "top-10% share deleting (bull / bear / ranging / hmm) | random's share |", "|---|---|---|---|---|---|---|"]
+            "size-matched / in-sample range | top-10% share deleting (bull / bear / ranging / hmm) | random's share |",
+            "|---|---|---|---|---|---|---|---|"]
+    results, _ = compare.instance_results(config, runs, config["budget"])
+    scales = stats.in_sample_scales(stats.normalise_all(results, [config["budget"]]), config["budget"])
+    scaled: dict[str, float] = {}
 
     def deletes(r: TrialRecord, axis: str) -> bool:
         return bool(r.params[axis]) if axis == GATE else not r.params[axis]
@@ -327,6 +331,8 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
         diff = best_cut - best_intact if math.isfinite(best_intact) and math.isfinite(best_cut) else math.nan
         diffs[instance] = diff
         matched[instance], m = size_matched_difference([r.score for r in cut], [r.score for r in intact])
+        if instance in scales and math.isfinite(matched[instance]):
+            scaled[instance] = matched[instance] / scales[instance]
         top = finite[: max(1, len(finite) // 10)]
         rand = [r for recs in seeds_by.get("random", {}).values() for r in recs]
         for axis in shares:
@@ -338,29 +344,38 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
         rand_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in rand])) if rand else math.nan, 2)
                                for c in COMPONENTS)
         rows.append(f"| {instance} | {_fmt(best_intact)} | {_fmt(best_cut)} | {_fmt(diff)} | "
-                    f"{_fmt(matched[instance])} ({m}) | {top_text} | {rand_text} |")
+                    f"{_fmt(matched[instance])} ({m}) | {_fmt(scaled.get(instance, math.nan))} | {top_text} | "
+                    f"{rand_text} |")
     agg = _aggregate(diffs, seed=4)
     agg_matched = _aggregate(matched, seed=11)
+    agg_scaled = _aggregate(scaled, seed=12)
+    unscaled = len(runs) - len(scales)
     share_aggs = {axis: _aggregate(values, seed=5 + k) for k, (axis, values) in enumerate(shares.items())}
     s_rows = ["| component | top-10% share minus random's share: IQM [95% CI] |", "|---|---|"]
     s_rows += [f"| {axis}{' (using the gate)' if axis == GATE else ' (deleted)'} | {_ci(a)} |" for axis, a in share_aggs.items()]
     answer = (f"Best configuration with at least one component deleted minus the best intact one: {_ci(agg)} over "
-              f"instances; the same with both sides at the same number of trials (size-matched): {_ci(agg_matched)}; "
-              f"deletion wins under joint search: {_answer(agg_matched, 'yes', 'no: the intact ensemble is better')} "
-              "(decided on the size-matched difference: most trials delete something, and the best of many trials "
-              "beats the best of few by selection alone). The shares show which components the best trials switch "
-              "off more often than random search does.")
+              f"instances (raw score units); the same with both sides at the same number of trials (size-matched): "
+              f"{_ci(agg_matched)}, divided by each instance's in-sample range: {_ci(agg_scaled)}; deletion wins under "
+              f"joint search: {_answer(agg_scaled, 'yes', 'no: the intact ensemble is better')} (decided on the "
+              "size-matched difference in in-sample ranges: most trials delete something, and the best of many trials "
+              "beats the best of few by selection alone; raw scores would let the instances with large scores decide). "
+              "The shares show which components the best trials switch off more often than random search does.")
     _write(folder, "Deletion: do joint searchers prefer deleting components?",
            "With the component switches in the search space, is the best configuration one that deletes a specialist or "
            "the HMM? Does the seed's 'deletion wins' survive joint search over many instances?",
            _setup(config, space) + " Size-matched difference: the expected best of m trials drawn without replacement "
            "from the deleting trials minus the same from the intact ones, m = the smaller of the two counts of finite "
-           "trials (`runs.experiments.size_matched_difference`).",
-           ["## Over instances", "", f"Best deleted minus best intact: {_ci(agg)}", "",
-            f"Size-matched (expected best of m trials each): {_ci(agg_matched)}", "",
+           "trials (`runs.experiments.size_matched_difference`); divided by the instance's in-sample range (its optimum "
+           "minus random search's expected best at the budget, the normalised score's denominator; "
+           f"{unscaled} instance(s) without one left out).",
+           ["## Over instances", "", f"Best deleted minus best intact (raw score units): {_ci(agg)}", "",
+            f"Size-matched (expected best of m trials each; raw score units): {_ci(agg_matched)}", "",
+            f"Size-matched, in in-sample ranges (the answer's): {_ci(agg_scaled)}", "",
             *s_rows, "", "## Per instance", "", *rows], answer,
            {"difference": {"per_instance": diffs, "aggregate": agg},
-            "size_matched_difference": {"per_instance": matched, "aggregate": agg_matched}, "shares": share_aggs,
+            "size_matched_difference": {"per_instance": matched, "aggregate": agg_matched},
+            "size_matched_scaled": {"per_instance": scaled, "aggregate": agg_scaled, "scales": scales,
+                                    "n_unscaled": unscaled}, "shares": share_aggs,
             # kept for the single-instance report and its test: the best scores pooled over instances
             "best_intact": max((r.score for seeds_by in runs.values() for seeds in seeds_by.values()
                                 for recs in seeds.values() for r in recs

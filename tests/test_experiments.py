@@ -50,7 +50,7 @@ def test_survivors_universe_keeps_only_tokens_listed_on_the_last_day():
 
 
 def test_deletion_experiment_writes_a_consistent_report(tmp_path):
-    assert main(["deletion", "--universe", "synthetic-small", "--budget", "6", "--seeds", "1", "--searchers", "random",
+    assert main(["deletion", "--universe", "synthetic-small", "--budget", "30", "--seeds", "1", "--searchers", "random",
                  "--out", str(tmp_path), "--name", "del"]) == 0
     folder = tmp_path / "del"
     report = (folder / "report.md").read_text()
@@ -58,11 +58,17 @@ def test_deletion_experiment_writes_a_consistent_report(tmp_path):
         assert part in report
     results = json.loads((folder / "results.json").read_text())
     rows = (folder / "search" / "trials.tsv").read_text().splitlines()
-    assert len(rows) == 1 + 6
+    assert len(rows) == 1 + 30
     header = rows[0].split("\t")
     scores = [float(r.split("\t")[header.index("score")]) for r in rows[1:]]
     best = max(float(results["best_intact"]), float(results["best_deleted"]))
     assert best == max(scores)
+    scaled, raw = results["size_matched_scaled"], results["size_matched_difference"]["per_instance"]
+    assert scaled["n_unscaled"] == 1 - len(scaled["scales"]) and scaled["per_instance"]  # 30 trials: both sides
+    for instance, scale in scaled["scales"].items():  # the raw size-matched difference over the in-sample range
+        expected = None if raw[instance] is None else pytest.approx(raw[instance] / scale)
+        assert scaled["per_instance"].get(instance) == expected
+    assert "Size-matched, in in-sample ranges (the answer's)" in report
 
 
 def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
