@@ -10,6 +10,10 @@ the space's defaults (the users' Loop 3 starting point). The pool answers three 
   score in the benchmark statistics);
 * what real landscapes look like (the first rows of the emulator datasets).
 
+The same points scored on each instance's holdout (``<suite>.holdout-pool.parquet``, built by the run drivers'
+tooling, ``python -m runs.instances --suite S --holdout-pool``; never read by a searcher) place a winner's holdout
+score among random configurations' (``runs.stats.pool_rank``), one scale on every instance.
+
 Rows are stored beside the suite file (``<suite>.pool.parquet``), one per (instance, configuration),
 with the instance's fingerprint and the contract id that produced them: a row is reused only when both
 still match, so editing the data, the instance or the harness recomputes instead of serving stale
@@ -29,15 +33,18 @@ import numpy as np
 import pandas as pd
 
 from env.objective import Problem
+from harness import EvalResult, evaluate_holdout
 from harness.contract import REJECT_ANNUALIZED_BELOW
 from harness.integrity import contract_id
 from instances.instance import Instance
+from strategy.diskcache import no_writes
 from strategy.space import SearchSpace
 
 POOL_SIZE = 200
 POOL_SEED = 0
 DEFAULTS_INDEX = -1
 """The ``index`` of the defaults' row (the random points are 0..POOL_SIZE-1)."""
+WINDOWS = ("search", "holdout")
 
 
 def rejection_reason(base: dict[str, float], stress: dict[str, float]) -> str:
@@ -56,17 +63,34 @@ def pool_points(instance: Instance, size: int = POOL_SIZE) -> list[tuple[int, di
     return [(DEFAULTS_INDEX, space.values(space.base))] + [(k, space.values(space.sample(rng))) for k in range(size)]
 
 
-def pool_path(suite_path: Path) -> Path:
-    return suite_path.with_name(suite_path.stem + ".pool.parquet")
+def pool_path(suite_path: Path, window: str = "search") -> Path:
+    """``<suite>.pool.parquet`` (the search windows) or ``<suite>.holdout-pool.parquet`` (the holdouts)."""
+    return suite_path.with_name(suite_path.stem + (".pool.parquet" if window == "search" else ".holdout-pool.parquet"))
 
 
-def evaluate_points(instance: Instance, points: Sequence[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Real evaluations of ``points`` on the instance's search window, as pool rows."""
+def evaluate_on_holdout(instance: Instance, values: dict[str, Any], problem: Problem | None = None) -> EvalResult:
+    """``values`` scored on the instance's own holdout window: for drivers and reports after the searches, never
+    for a searcher. Nothing computed from holdout prices is written to the shared disk cache (a search of a later
+    instance must not find it); ``harness.WindowError`` when the data end before the holdout. ``problem``: the
+    instance's (built once by a caller scoring many points; its space and strategy are what is used)."""
+    problem = problem or Problem.from_instance(instance)
+    with no_writes():
+        return evaluate_holdout(problem.space.params(values), instance.holdout_candles(), problem.strategy.fit_fn,
+                                problem.strategy.portfolio_fn, split=instance.split)
+
+
+def evaluate_points(instance: Instance, points: Sequence[tuple[int, dict[str, Any]]],
+                    window: str = "search") -> list[dict[str, Any]]:
+    """Real evaluations of ``points`` on the instance's search window (or its holdout: ``window="holdout"``), as
+    pool rows."""
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
     problem = Problem.from_instance(instance)
     rows = []
     for index, values in points:
         began = time.perf_counter()
-        result = problem.evaluate(problem.space.params(values))
+        result = (problem.evaluate(problem.space.params(values)) if window == "search"
+                  else evaluate_on_holdout(instance, values, problem))
         rows.append({
             "instance": instance.id, "fingerprint": instance.fingerprint, "contract": result.contract, "index": index,
             "score": result.score, "reason": rejection_reason(result.base, result.stress) if result.rejected else "",
@@ -93,8 +117,9 @@ def current_rows(frame: pd.DataFrame, instance: Instance) -> pd.DataFrame:
 
 
 def build_pools(instances: Sequence[Instance], path: Path, size: int = POOL_SIZE, jobs: int = 1,
-                progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Evaluate the missing pool points of every instance (``jobs`` processes) and store them; return all rows.
+                progress: Callable[[str], None] | None = None, window: str = "search") -> pd.DataFrame:
+    """Evaluate the missing pool points of every instance (``jobs`` processes) on ``window`` (``"search"`` or
+    ``"holdout"``) and store them in ``path``; return all rows.
 
     Resumable: finished instances are written as they complete (atomically: a temporary file, then a
     rename), and a rerun evaluates only what is missing or stale.
@@ -106,7 +131,7 @@ def build_pools(instances: Sequence[Instance], path: Path, size: int = POOL_SIZE
         missing = [(k, v) for k, v in pool_points(instance, size) if k not in have]
         if missing:
             todo.append((instance, missing))
-    for instance, rows in _evaluated(todo, jobs):
+    for instance, rows in _evaluated(todo, jobs, window):
         frame = pd.concat([frame[frame["instance"] != instance.id] if not frame.empty else frame,
                            current_rows(frame, instance), pd.DataFrame(rows)], ignore_index=True)
         frame = frame.sort_values(["instance", "index"], kind="stable").reset_index(drop=True)
@@ -116,14 +141,15 @@ def build_pools(instances: Sequence[Instance], path: Path, size: int = POOL_SIZE
     return frame
 
 
-def _evaluated(todo: Sequence[tuple[Instance, list]], jobs: int) -> Iterator[tuple[Instance, list[dict[str, Any]]]]:
+def _evaluated(todo: Sequence[tuple[Instance, list]], jobs: int,
+               window: str) -> Iterator[tuple[Instance, list[dict[str, Any]]]]:
     """``(instance, rows)`` as each instance's evaluations finish (in this process when ``jobs <= 1``)."""
     if jobs <= 1:
         for instance, missing in todo:
-            yield instance, evaluate_points(instance, missing)
+            yield instance, evaluate_points(instance, missing, window)
         return
     with ProcessPoolExecutor(jobs) as pool:
-        futures = {pool.submit(evaluate_points, instance, missing): instance for instance, missing in todo}
+        futures = {pool.submit(evaluate_points, instance, missing, window): instance for instance, missing in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
@@ -140,9 +166,6 @@ def describe(instance: Instance, rows: pd.DataFrame) -> dict[str, Any]:
     split = instance.split
     window = search.between(split.search_start, split.search_end)
     holdout = instance.holdout_candles().between(split.holdout_start, split.holdout_end)
-    random = rows[rows["index"] != DEFAULTS_INDEX]["score"].to_numpy(dtype=float)
-    defaults = rows[rows["index"] == DEFAULTS_INDEX]["score"].to_numpy(dtype=float)
-    finite = random[np.isfinite(random)]
     return {
         "id": instance.id, "venue": instance.venue, "universe": instance.universe,
         "search": [str(split.search_start), str(split.search_end)],
@@ -150,6 +173,17 @@ def describe(instance: Instance, rows: pd.DataFrame) -> dict[str, Any]:
         "tokens": int(window.listed.any(axis=0).sum()), "days": int(window.n_days),
         "holdout_days": int(holdout.n_days),
         "btc_return_search": _btc_return(window), "btc_return_holdout": _btc_return(holdout),
+        **pool_summary(rows),
+    }
+
+
+def pool_summary(rows: pd.DataFrame) -> dict[str, Any]:
+    """The defaults' score and the random configurations' count, rejected share, median and best, of one
+    instance's pool rows (either window)."""
+    random = rows[rows["index"] != DEFAULTS_INDEX]["score"].to_numpy(dtype=float) if len(rows) else np.empty(0)
+    defaults = rows[rows["index"] == DEFAULTS_INDEX]["score"].to_numpy(dtype=float) if len(rows) else np.empty(0)
+    finite = random[np.isfinite(random)]
+    return {
         "defaults_score": float(defaults[0]) if defaults.size else math.nan,
         "random_n": int(random.size), "random_reject_share": float(np.mean(~np.isfinite(random))) if random.size else math.nan,
         "random_median": float(np.median(np.where(np.isfinite(random), random, -np.inf))) if random.size else math.nan,

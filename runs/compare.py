@@ -48,12 +48,11 @@ from data import DataError
 from env import Objective, Problem, StoreError, TrialRecord, TrialStore, leases
 from env.records import params_key
 from env.store import open_storage, study_name
-from harness import CONTRACT_VERSION, WindowError, evaluate_holdout
+from harness import CONTRACT_VERSION, WindowError
 from instances import Instance, InstanceError, load_suite
-from instances.pool import DEFAULTS_INDEX, current_rows, pool_path, pool_points, read_pool
+from instances.pool import DEFAULTS_INDEX, current_rows, evaluate_on_holdout, pool_path, pool_points, read_pool
 from instances.warm import warm
 from runs import analysis, stats, worker
-from strategy.diskcache import no_writes
 from strategy.space import SPACES, SearchSpace
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -404,11 +403,8 @@ def _holdout_score(instance: Instance, values: dict[str, Any], cache: dict[str, 
     """The holdout score of ``values`` on ``instance`` (memoised in ``cache`` by instance fingerprint and params)."""
     key = f"{instance.fingerprint[:16]}|{params_key(values)}"
     if key not in cache:
-        problem = problem_of(canonical(instance))
         try:
-            with no_writes():  # nothing computed from holdout prices lands in the shared disk cache
-                result = evaluate_holdout(problem.space.params(values), instance.holdout_candles(),
-                                          problem.strategy.fit_fn, problem.strategy.portfolio_fn, split=instance.split)
+            result = evaluate_on_holdout(instance, values, problem_of(canonical(instance)))
             cache[key] = {"score": result.score if math.isfinite(result.score) else "-inf",
                           "window": f"{result.first_day}..{result.last_day}"}
         except WindowError as exc:
@@ -610,16 +606,55 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
     return lines
 
 
-def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.InstanceResults],
-                       budget: int) -> list[stats.HoldoutResults]:
+def holdout_pool(instance: Instance, config: dict[str, Any]) -> np.ndarray | None:
+    """The suite's random configurations scored on ``instance``'s holdout (``<suite>.holdout-pool.parquet``, this
+    contract and fingerprint; ``python -m runs.instances --suite S --holdout-pool``), or None without one."""
+    if config.get("objective") == "emulated" or not config.get("suite_path"):
+        return None
+    rows = current_rows(read_pool(pool_path(Path(config["suite_path"]), "holdout")), instance)
+    rows = rows[rows["index"] >= 0] if not rows.empty else rows
+    return rows["score"].to_numpy(dtype=float) if len(rows) else None
+
+
+def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.InstanceResults], budget: int,
+                       config: dict[str, Any]) -> list[stats.HoldoutResults]:
     """:func:`holdout_scores`' mapping as the statistics' input, each instance's differences divided by its
     in-sample range at ``budget`` (:func:`stats.in_sample_scales` of ``results``, :func:`instance_results`;
-    instances without one are counted, not averaged)."""
+    instances without one are counted, not averaged), with the random pools on both windows where the suite has a
+    holdout pool (:func:`holdout_pool`; the search pool is ``results``' random pool)."""
     scales = stats.in_sample_scales(stats.normalise_all(results, [budget]), budget)
-    return [stats.HoldoutResults(i, _score(h["defaults"]["score"]),
-                                 {s: {seed: (_score(w["in_sample"]), _score(w.get("score"))) for seed, w in seeds.items()}
-                                  for s, seeds in h["winners"].items()}, scale=scales.get(i))
-            for i, h in holdout.items()]
+    search_pools = {r.instance: np.asarray(r.random_pool, dtype=float) for r in results}
+    definitions = config_instances(config)
+    out = []
+    for i, h in holdout.items():
+        pool = holdout_pool(instance_of(definitions[i]), config)
+        out.append(stats.HoldoutResults(
+            i, _score(h["defaults"]["score"]),
+            {s: {seed: (_score(w["in_sample"]), _score(w.get("score"))) for seed, w in seeds.items()}
+             for s, seeds in h["winners"].items()}, scale=scales.get(i), holdout_pool=pool,
+            search_pool=search_pools.get(i) if pool is not None and search_pools.get(i) is not None
+            and len(search_pools[i]) else None))
+    return out
+
+
+def holdout_rank_table(decay: dict[str, dict[str, Any]], baseline: str | None = None) -> list[str]:
+    """The out-of-sample differences as ranks among the suite's random configurations (``lift_rank``,
+    ``decay_rank`` of :func:`stats.holdout_summary`); no lines when no instance has a holdout pool."""
+    if not any(d["lift_rank"]["n_instances"] for d in decay.values()):
+        return []
+    lines = ["", "Among random configurations (the suite's 200 random configurations scored on each window):", "",
+             "| searcher | holdout rank - defaults' holdout rank: IQM [95% CI] | Holm p | holdout rank - in-sample rank: "
+             "IQM [95% CI] |", "|---|---|---|---|"]
+    for s in sorted(decay, key=lambda s: (s != baseline, s)):
+        lift, fall = decay[s]["lift_rank"], decay[s]["decay_rank"]
+        lines.append(f"| {s} | {_fmt(lift['iqm'])} {_ci(lift['iqm_ci'])} (n={lift['n_instances']}) | "
+                     f"{_fmt(lift['wilcoxon_holm_p'])} | {_fmt(fall['iqm'])} {_ci(fall['iqm_ci'])} "
+                     f"(n={fall['n_instances']}) |")
+    return lines + ["", "Rank: the share of the random configurations scoring below a score on the same window, plus half "
+                    "the share tied with it (0 = below all of them, 1 = above all; a rejection, -inf, ties with the "
+                    "rejected ones). Every winner scored on the holdout enters, rejected or not; one scale on every "
+                    "instance without dividing by a range. Seeds averaged within an instance; n = instances; Holm p as "
+                    "above."]
 
 
 def instance_table(summaries: list[analysis.Summary], holdout: dict[str, Any], baseline: str | None) -> list[str]:
@@ -671,7 +706,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     emulated = config.get("objective") == "emulated"
     holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
         i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
-    holdout_results = holdout_results_of(holdout, results, budget)
+    holdout_results = holdout_results_of(holdout, results, budget, config)
     decay = stats.holdout_summary(holdout_results)
     wall: dict[str, dict[str, dict[int, float]]] = {}
     for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
@@ -751,6 +786,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                                   "the holdout counted apart, never averaged; n = instances with a finite pair (seeds "
                                   "averaged within each): below 5, no claim. Holm p: Wilcoxon signed-rank test of the per-instance lifts "
                                   "against zero, Holm-corrected over the searchers in this table."]
+    lines += [] if emulated else holdout_rank_table(decay, baseline)
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split

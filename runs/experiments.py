@@ -429,7 +429,7 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     holdout = compare.holdout_scores(specs, runs, folder / "holdout.json")
     budget = config["budget"]
     instances, _ = compare.instance_results(config, runs, budget)
-    results = compare.holdout_results_of(holdout, instances, budget)
+    results = compare.holdout_results_of(holdout, instances, budget, config)
     decay = stats.holdout_summary(results)
     per_instance_excess = rejection_excess(holdout)
     excess = {s: _aggregate(per, seed=11) for s, per in per_instance_excess.items()}
@@ -472,15 +472,20 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
                     f"{_fmt(compare._score(h['defaults']['score']))} | {_fmt(np.median(held) if held else math.nan)} | "
                     f"{_fmt(np.median(inside) if inside else math.nan)} |")
 
+    ranked = any(d["lift_rank"]["n_instances"] for d in decay.values())
+    lift_key = "lift_rank" if ranked else "lift"  # ranks among random configurations where the suite has them
+
     def verdict(d: dict[str, Any]) -> str:
-        return _answer_holm(d["lift"], d["lift"]["iqm_ci"], d["lift"]["wilcoxon_holm_p"], "better than the defaults",
-                            "worse than the defaults")
+        return _answer_holm(d[lift_key], d[lift_key]["iqm_ci"], d[lift_key]["wilcoxon_holm_p"],
+                            "better than the defaults", "worse than the defaults")
 
     def rejected(e: dict[str, Any]) -> str:
         return _answer_holm(e, e["mean_ci"], e["wilcoxon_holm_p"], "rejected more often than the defaults",
                             "rejected less often than the defaults")
 
-    answer = ("On their instances' own holdouts, the winners are: " + "; ".join(
+    answer = ("On their instances' own holdouts, the winners are (" + ("holdout rank among random configurations "
+              "minus the defaults'" if ranked else "holdout score minus the defaults', in in-sample ranges") + "): "
+              + "; ".join(
         f"{s}: {verdict(d)}" for s, d in sorted(decay.items())) + (". The decay column shows how much of the in-sample "
                                                                     "score survives (negative = lost). ")
               + "Rejected on the holdout, against the defaults: " + "; ".join(
@@ -488,8 +493,9 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     _write(folder, "Generalization: do the winners hold up on their holdouts?",
            "How do each searcher's winners score on the period right after their search window (each instance's own "
            "sealed holdout), against the Loop 3 defaults there and against their own in-sample score?",
-           _setup(config, SearchSpace(config["instances"][0]["space"])), ["## Over instances", "", *s_rows, "",
-                                                                          "## Per instance", "", *rows], answer,
+           _setup(config, SearchSpace(config["instances"][0]["space"])),
+           ["## Over instances", "", *s_rows, *compare.holdout_rank_table(decay), "", "## Per instance", "", *rows],
+           answer,
            {"holdout_summary": decay, "rejection_excess": excess, "holdout": holdout})
 
 

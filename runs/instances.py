@@ -2,12 +2,15 @@
 
     python -m runs.instances --suite real-v1 [--json]              # the instances (ids, windows, tokens)
     python -m runs.instances --suite real-v1 --describe [--jobs 2]  # + market moves, defaults, 200 random configs
+    python -m runs.instances --suite real-v1 --holdout-pool --jobs 2  # the same configs on each holdout (reports)
     python -m runs.instances --suite my-suite.toml --instances ID ID
     python -m runs.instances warm binance-spot-2021-07 [ID ...] [--suite S] --jobs 2   # regime chains, once
 
 ``--describe`` evaluates each instance's random pool (``instances.pool``: the defaults plus 200 seeded
 uniform configurations of its space) with the real harness, once: the rows are stored beside the suite
-file and reused while the instance, its data and the contract are unchanged. Exit codes: 0 done, 2 bad
+file and reused while the instance, its data and the contract are unchanged. ``--holdout-pool`` scores the same
+configurations on each instance's holdout, for the reports' out-of-sample ranks (``runs.stats.pool_rank``);
+no searcher reads it. Exit codes: 0 done, 2 bad
 suite, instance or data (one line naming the suite, the instance and the field; nothing written).
 """
 
@@ -21,7 +24,7 @@ from typing import Any, Sequence
 
 from instances import InstanceError, find_instance, load_suite
 from instances.warm import warm
-from instances.pool import POOL_SIZE, build_pools, current_rows, describe, pool_path
+from instances.pool import POOL_SIZE, build_pools, current_rows, describe, pool_path, pool_summary
 from runs.stats import json_safe
 
 
@@ -54,6 +57,10 @@ DESCRIBE_COLUMNS = ("id", "tokens", "days", "search", "holdout", "btc_return_sea
                     "defaults_score", "random_reject_share", "random_median", "random_best")
 
 
+HOLDOUT_COLUMNS = ("holdout_defaults_score", "holdout_random_reject_share", "holdout_random_median",
+                   "holdout_random_best")
+
+
 def warm_main(argv: list[str]) -> int:
     """``warm ID [ID ...] [--suite S] [--jobs N]``: fill the disk cache with the instances' regime chains."""
     parser = argparse.ArgumentParser(prog="python -m runs.instances warm", description=warm.__doc__)
@@ -84,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--describe", action="store_true",
                         help=f"add market moves, the defaults' score and {POOL_SIZE} random configurations (cached)")
+    parser.add_argument("--holdout-pool", action="store_true",
+                        help=f"also score the {POOL_SIZE} random configurations and the defaults on each instance's "
+                        "holdout (cached in <suite>.holdout-pool.parquet; for the reports, never for a searcher)")
     parser.add_argument("--jobs", type=int, default=1, help="processes evaluating random pools (--describe)")
     args = parser.parse_args(argv)
     try:
@@ -97,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             frame = build_pools(chosen, path, jobs=args.jobs,
                                 progress=lambda done: print(f"pool of {done} stored in {path}", file=sys.stderr))
             rows = [{**row, **describe(instance, current_rows(frame, instance))} for row, instance in zip(rows, chosen)]
+        if args.holdout_pool:
+            path = pool_path(suite.path, "holdout")
+            frame = build_pools(chosen, path, jobs=args.jobs, window="holdout",
+                                progress=lambda done: print(f"holdout pool of {done} stored in {path}", file=sys.stderr))
+            rows = [{**row, **{f"holdout_{k}": v for k, v in pool_summary(current_rows(frame, instance)).items()}}
+                    for row, instance in zip(rows, chosen)]
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -104,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json_safe(rows), indent=1, allow_nan=False))
     else:
         columns = DESCRIBE_COLUMNS if args.describe else ("id", "venue", "tokens", "days", "search", "holdout")
+        columns = (*columns, *HOLDOUT_COLUMNS) if args.holdout_pool else columns
         print(f"{suite.name}: {suite.description}\n")
         print(table(rows, columns))
     return 0

@@ -130,12 +130,29 @@ class HoldoutResults:
     scale: optional positive divisor applied to both differences on this instance (e.g.
         ``optimum - R_B`` in-sample, :func:`in_sample_scales`) to put instances on one scale; ``None`` = raw
         score units (then, if any other instance has a scale, this one's differences are left out of the means).
+    holdout_pool, search_pool: optional scores ``(P,)`` of the same random configurations on the holdout and on
+        the search window (``instances.pool``); with both, every score is also placed among them
+        (:func:`pool_rank`), which puts instances on one scale without dividing by anything and ranks a
+        rejection (-inf) with the pool's rejections.
     """
 
     instance: str
     default_holdout: float
     winners: Mapping[str, Mapping[int, tuple[float, float]]]
     scale: float | None = None
+    holdout_pool: np.ndarray | None = None
+    search_pool: np.ndarray | None = None
+
+
+def pool_rank(value: float, pool: Any) -> float:
+    """Where ``value`` falls among a pool of random configurations' scores ``(P,)``: the share of the pool below it
+    plus half the share equal to it (the mid-rank), in ``[0, 1]``; ``-inf`` ties with the pool's rejections. NaN
+    for a NaN value or an empty pool (NaN pool entries, missing scores, are dropped)."""
+    scores = np.asarray(pool, dtype=float).ravel()
+    scores = scores[~np.isnan(scores)]
+    if math.isnan(value) or scores.size == 0:
+        return math.nan
+    return float((np.sum(scores < value) + 0.5 * np.sum(scores == value)) / scores.size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,9 +747,14 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
     "n_missing", "n_default_rejected", "n_unscaled"}`` (``lift``/``decay``: the dicts of
     :func:`bootstrap_aggregates` plus ``wilcoxon_p``, the signed-rank test of the per-instance means against
     zero, and ``wilcoxon_holm_p``, that p Holm-corrected over the searchers given: the family of "whose
-    winners beat the defaults out of sample?"; ``n_unscaled``: instances left out of them for want of a scale).
+    winners beat the defaults out of sample?"; ``n_unscaled``: instances left out of them for want of a scale)
+    and ``"lift_rank"``, ``"decay_rank"`` (the same dicts) on the instances with both random pools:
+    ``rank(h) - rank(d)`` among the pool's holdout scores and ``rank(h) - rank(x)``, the in-sample rank among
+    the pool's search-window scores (:func:`pool_rank`); a winner rejected on the holdout enters these (at the
+    rank of the pool's rejections), a missing holdout score does not.
     """
     per: dict[str, dict[str, Any]] = {}
+    ranked = ("lift_rank", "decay_rank")
     mixed = any(res.scale is not None for res in results)
     for res in sorted(results, key=lambda r: r.instance):
         scale = 1.0 if res.scale is None else float(res.scale)
@@ -741,14 +763,19 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
         unscaled = mixed and res.scale is None
         default = math.nan if res.default_holdout is None else float(res.default_holdout)
         for searcher, seeds in res.winners.items():
-            acc = per.setdefault(searcher, {"lift": [], "decay": [], "n_pairs": 0, "n_rejected_holdout": 0,
-                                            "n_in_sample_rejected": 0, "n_missing": 0, "n_default_rejected": 0,
-                                            "n_unscaled": 0})
+            acc = per.setdefault(searcher, {"lift": [], "decay": [], "lift_rank": [], "decay_rank": [], "n_pairs": 0,
+                                            "n_rejected_holdout": 0, "n_in_sample_rejected": 0, "n_missing": 0,
+                                            "n_default_rejected": 0, "n_unscaled": 0})
             acc["n_unscaled"] += unscaled
-            lift, decay = [], []
+            lift, decay, lift_rank, decay_rank = [], [], [], []
             for _, (x, h) in sorted(seeds.items()):
                 x = math.nan if x is None else float(x)
                 h = math.nan if h is None else float(h)
+                if res.holdout_pool is not None and res.search_pool is not None and not math.isnan(h):
+                    rank_h = pool_rank(h, res.holdout_pool)
+                    if not math.isnan(rank_h):
+                        lift_rank.append(rank_h - pool_rank(default, res.holdout_pool))
+                        decay_rank.append(rank_h - pool_rank(x, res.search_pool))
                 acc["n_pairs"] += 1
                 if math.isnan(h) or math.isnan(x):
                     acc["n_missing"] += 1
@@ -766,6 +793,10 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
                 acc["lift"].append(np.array(lift))
             if decay and not unscaled:
                 acc["decay"].append(np.array(decay))
+            for key, values in (("lift_rank", lift_rank), ("decay_rank", decay_rank)):
+                values = [v for v in values if not math.isnan(v)]
+                if values:
+                    acc[key].append(np.array(values))
     out = {}
     for searcher in sorted(per):
         acc = per[searcher]
@@ -778,9 +809,11 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
             "n_in_sample_rejected": acc["n_in_sample_rejected"], "n_missing": acc["n_missing"],
             "n_default_rejected": acc["n_default_rejected"], "n_unscaled": acc["n_unscaled"],
         }
-        for what in ("lift", "decay"):
+        for what in ranked:
+            out[searcher][what] = bootstrap_aggregates(acc[what], reps, _key(seed, searcher, what), level)
+        for what in ("lift", "decay", *ranked):
             out[searcher][what]["wilcoxon_p"] = wilcoxon_p([v.mean() for v in acc[what]])
-    for what in ("lift", "decay"):
+    for what in ("lift", "decay", *ranked):
         for searcher, adjusted in zip(out, holm([out[s][what]["wilcoxon_p"] for s in out])):
             out[searcher][what]["wilcoxon_holm_p"] = adjusted
     return out

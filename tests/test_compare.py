@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -315,3 +316,29 @@ def test_a_replacement_claim_keeps_its_place_in_the_seed_rounds(tmp_path):
     assert leases._fail(queue.study, held)  # what leases.reclaim does to the claim of a dead worker
     leases.requeue(queue.study, held)
     assert [(c.instance, c.seed) for c in iter(queue.pop, None)] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+
+
+def test_holdout_results_carry_the_suites_random_pools_and_the_report_ranks_winners_among_them():
+    """With the suite's holdout pool (committed for synthetic-v1) every instance's holdout results carry both
+    random pools; the report's rank table then places the winners among random configurations. Without a suite
+    (a single universe) there is no holdout pool and no rank table."""
+    from instances import load_suite
+    from runs import compare, stats
+
+    suite = load_suite("synthetic-v1")
+    instance = suite.select(["synthetic-v1-02"])[0]
+    config = {"suite_path": str(suite.path), "instances": [instance.definition()]}
+    pool = compare.holdout_pool(instance, config)
+    assert pool is not None and len(pool) == 200
+    search_pool = np.linspace(-1.0, 1.0, 200)
+    results = [stats.InstanceResults(instance.id, {"s": {0: np.array([0.5, 2.0])}}, search_pool)]
+    holdout = {instance.id: {"defaults": {"score": 0.1}, "winners": {"s": {0: {"in_sample": 2.0, "score": 0.3}}}}}
+    (held,) = compare.holdout_results_of(holdout, results, 2, config)
+    assert np.array_equal(held.holdout_pool, pool) and np.array_equal(held.search_pool, search_pool)
+    decay = stats.holdout_summary([held], reps=50)
+    assert decay["s"]["lift_rank"]["iqm"] == pytest.approx(stats.pool_rank(0.3, pool) - stats.pool_rank(0.1, pool))
+    table = "\n".join(compare.holdout_rank_table(decay))
+    assert "| s | " in table and "holdout rank - defaults' holdout rank" in table
+    assert compare.holdout_pool(instance, {"instances": [instance.definition()]}) is None
+    bare = stats.holdout_summary([stats.HoldoutResults(instance.id, 0.1, {"s": {0: (2.0, 0.3)}})], reps=50)
+    assert compare.holdout_rank_table(bare) == []

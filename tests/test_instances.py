@@ -267,3 +267,24 @@ def test_holdout_scoring_writes_nothing_a_later_search_could_read(tmp_path, monk
     evaluate_holdout(problem.space.params(values), instance.holdout_candles(), problem.strategy.fit_fn,
                      problem.strategy.portfolio_fn, split=instance.split)  # unsealed: it would write
     assert len(sorted((tmp_path / "cache").glob("regime-*.npy"))) > len(searched)
+
+
+def test_the_holdout_pool_scores_the_pool_points_on_the_holdout_as_the_report_scores_winners(tmp_path):
+    """``build_pools(window="holdout")`` stores each point's holdout score: the score ``runs.compare`` gives a winner
+    with the same parameters (one holdout evaluation, ``instances.pool.evaluate_on_holdout``); the search-window
+    pool of the same points is another file, and an unknown window is refused."""
+    from instances.pool import build_pools, current_rows, evaluate_points, pool_path, pool_points
+    from runs.compare import _holdout_score
+
+    instance = find_instance("synthetic-v1-03")
+    path = pool_path(tmp_path / "s.toml", "holdout")
+    assert path.name == "s.holdout-pool.parquet" and pool_path(tmp_path / "s.toml").name == "s.pool.parquet"
+    rows = current_rows(build_pools([instance], path, size=2, window="holdout"), instance)
+    assert list(rows["index"]) == [-1, 0, 1]
+    for (index, values), score in zip(pool_points(instance, 2), rows["score"]):
+        expected = _holdout_score(instance, values, {})["score"]
+        assert score == (-np.inf if expected == "-inf" else expected)
+    search = evaluate_points(instance, pool_points(instance, 2)[:1])
+    assert search[0]["index"] == -1 and search[0]["contract"] == rows["contract"].iloc[0]
+    with pytest.raises(ValueError, match="window"):
+        evaluate_points(instance, pool_points(instance, 1), window="future")

@@ -465,3 +465,29 @@ def test_holdout_summary_holm_corrects_the_lift_test_over_the_searchers():
     alone = S.holdout_summary([S.HoldoutResults(r.instance, 0.0, {"a": r.winners["a"]}, scale=1.0) for r in results],
                               reps=200)
     assert alone["a"]["lift"]["wilcoxon_holm_p"] == pytest.approx(2 / 64)  # a family of one: no correction
+
+
+def test_pool_rank_is_the_mid_rank_share_and_ties_rejections_together():
+    pool = np.array([-np.inf, -np.inf, 0.0, 1.0, 2.0, np.nan])  # NaN (missing) dropped: 5 scores
+    assert S.pool_rank(1.0, pool) == pytest.approx((3 + 0.5) / 5)
+    assert S.pool_rank(-np.inf, pool) == pytest.approx(0.5 * 2 / 5)  # with the two rejections
+    assert S.pool_rank(5.0, pool) == 1.0 and S.pool_rank(-1.0, pool) == pytest.approx(2 / 5)
+    assert math.isnan(S.pool_rank(math.nan, pool)) and math.isnan(S.pool_rank(1.0, []))
+
+
+def test_holdout_ranks_put_every_scored_winner_on_one_scale_rejections_included():
+    """Two instances whose holdout scores differ by 100x give the same ranks; a winner rejected on the holdout enters
+    the rank lift (at the rank of the pool's rejections) while the score lift leaves it out."""
+    holdout_pool, search_pool = np.array([-np.inf, 1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0])
+    results = [S.HoldoutResults("small", 1.0, {"s": {0: (5.0, 2.5), 1: (5.0, -np.inf)}}, scale=1.0,
+                                holdout_pool=holdout_pool, search_pool=search_pool),
+               S.HoldoutResults("big", 100.0, {"s": {0: (500.0, 250.0), 1: (500.0, -np.inf)}}, scale=100.0,
+                                holdout_pool=holdout_pool * 100, search_pool=search_pool * 100),
+               S.HoldoutResults("none", 1.0, {"s": {0: (5.0, 2.5)}}, scale=1.0)]  # no pools: no ranks
+    out = S.holdout_summary(results, reps=100)["s"]
+    # rank(2.5) = 3/4, rank(-inf) = 1/8, defaults rank(1.0) = 3/8; in-sample 5.0 is above the whole pool: 1
+    assert out["lift_rank"]["n_instances"] == 2
+    assert out["lift_rank"]["mean"] == pytest.approx(np.mean([3 / 4 - 3 / 8, 1 / 8 - 3 / 8]))
+    assert out["decay_rank"]["mean"] == pytest.approx(np.mean([3 / 4 - 1, 1 / 8 - 1]))
+    assert out["lift"]["mean"] == pytest.approx(1.5)  # the rejected winners are not in the score lift
+    assert "wilcoxon_holm_p" in out["lift_rank"] and "wilcoxon_holm_p" in out["decay_rank"]
