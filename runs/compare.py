@@ -627,13 +627,13 @@ def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.Instance
     definitions = config_instances(config)
     out = []
     for i, h in holdout.items():
-        pool = holdout_pool(instance_of(definitions[i]), config)
+        held_out, search = holdout_pool(instance_of(definitions[i]), config), search_pools.get(i)
+        both = held_out is not None and search is not None and search.size > 0
         out.append(stats.HoldoutResults(
             i, _score(h["defaults"]["score"]),
             {s: {seed: (_score(w["in_sample"]), _score(w.get("score"))) for seed, w in seeds.items()}
-             for s, seeds in h["winners"].items()}, scale=scales.get(i), holdout_pool=pool,
-            search_pool=search_pools.get(i) if pool is not None and search_pools.get(i) is not None
-            and len(search_pools[i]) else None))
+             for s, seeds in h["winners"].items()}, scale=scales.get(i),
+            holdout_pool=held_out if both else None, search_pool=search if both else None))
     return out
 
 
