@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from data import Candles, DataError, load_universe
+from data import synthetic
 from data.synthetic import UNIVERSES
 from harness import DEFAULT_SPLIT, Split
 from strategy import STRATEGIES
@@ -73,6 +74,12 @@ def resolve(spec: str) -> str:
 def _universe(source: str, seed: int) -> Candles:
     """The whole universe of a resolved spec (read or generated once per process)."""
     return load_universe(source, seed=seed)
+
+
+@lru_cache(maxsize=1)
+def _generator_sha256() -> str:
+    """SHA-256 of the synthetic generator's source (``data/synthetic.py``)."""
+    return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -133,9 +140,19 @@ class Instance:
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the definition and of the search-window candles (loads the data once)."""
+        """SHA-256 of the definition and of the search-window data (stored evaluations of the instance, its random
+        pools and emulators, are reused only while it holds).
+
+        The data: a file's search-window candles, byte for byte (loads them once). A generated universe
+        (``data.synthetic``): the generator's source instead, because its floating-point output differs in the last
+        bits between CPUs (numpy's AVX-512 and AVX2 kernels for exp and log; measured: every synthetic-v1 draw's
+        candle bytes differed between the AMD EPYC and the Intel Xeon container), while the same definition and
+        generator give the same universe, up to that rounding, everywhere."""
         digest = hashlib.sha256(json.dumps(self.definition(), sort_keys=True).encode())
-        digest.update(self.search_candles().fingerprint.encode())
+        if self.universe.split(":")[0] in UNIVERSES:
+            digest.update(_generator_sha256().encode())
+        else:
+            digest.update(self.search_candles().fingerprint.encode())
         return digest.hexdigest()
 
     @classmethod
