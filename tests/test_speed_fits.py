@@ -1,4 +1,5 @@
-"""The compiled per-window fits are bit-identical to the batched numpy formulation they replaced.
+"""The compiled per-window fits are bit-identical to the batched numpy formulation they replaced (where numpy's
+``exp``/``log`` are the C library's: :func:`_assert_identical`).
 
 ``_reference_trend`` below is that formulation, verbatim: every window of every token laid out in a
 ``(cells, fit_window)`` matrix (NaN-left-padded), the log-OLS start and the Levenberg-Marquardt
@@ -6,6 +7,8 @@ refinement vectorised over rows, in chunks.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -145,12 +148,33 @@ def _reference_trend(candles: Candles, fit_window: int, kind: str) -> TrendFit:
 
 
 # --------------------------------------------------------------------------- equivalence
+def _numpy_exp_log_are_libm() -> bool:
+    """Whether numpy's float64 ``exp`` and ``log`` give the C library's results on this CPU. They do on AVX2
+    machines (numpy has no float64 kernel there and calls libm, as the compiled fits do); on AVX-512 numpy uses its
+    own SIMD kernels, which differ in the last bit for about 5% of ``exp`` arguments (measured on an Intel Xeon)."""
+    x = np.random.default_rng(0).uniform(-5.0, 5.0, 2000)
+    y = np.random.default_rng(1).uniform(0.01, 100.0, 2000)
+    return (np.array_equal(np.exp(x), [math.exp(v) for v in x]) and np.array_equal(np.log(y), [math.log(v) for v in y]))
+
+
+NUMPY_IS_LIBM = _numpy_exp_log_are_libm()
+
+
 def _assert_identical(candles: Candles, fit_window: int, kind: str) -> None:
+    """Bit-identical where the reference's numpy ``exp``/``log`` are the C library's (always for the linear fit, which
+    uses neither). Elsewhere a last-bit difference in ``exp`` can move a Levenberg-Marquardt step across its stopping
+    test, so the two agree to the fit's own convergence tolerance (measured: ``a1`` within 8e-10, ``r2`` within 3e-13)
+    with the same valid windows and counts."""
     fast = _compute_trend(candles, fit_window, kind)
     with np.errstate(all="ignore"):
         ref = _reference_trend(candles, fit_window, kind)
+    exact = kind == "linear" or NUMPY_IS_LIBM
     for name in ("a1", "r2", "n"):
-        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=f"{name} {kind} {fit_window}")
+        message = f"{name} {kind} {fit_window}"
+        if exact or name == "n":
+            np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=message)
+        else:
+            np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-8, atol=1e-12, err_msg=message)
 
 
 def _hostile(seed: int) -> Candles:
