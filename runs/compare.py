@@ -27,12 +27,14 @@ import json
 import math
 import multiprocessing
 import os
+import platform
 import queue as queue_module
 import re
 import signal
 import sys
 import time
 import traceback
+from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -242,7 +244,22 @@ def execute(spec: RunSpec, progress: Any = None, holder: leases.Lease | None = N
             "resumed_from": resumed, "cache_hits": objective.cache_hits, "wall_s": time.perf_counter() - began,
             "evaluation_s": sum(r.wall_time_s for r in objective.history[resumed:]),
             "best": best.score if best is not None and math.isfinite(best.score) else None,
-            "searcher_stats": _jsonable(searcher.stats)}
+            "searcher_stats": _jsonable(searcher.stats), "machine": machine()}
+
+
+@lru_cache(maxsize=1)
+def machine() -> str:
+    """This CPU's model and vector width, e.g. ``"Intel(R) Xeon(R) Processor, AVX-512"``: recorded with every run,
+    because the searchers' own floating point (numpy's AVX-512 exp/log kernels, OpenBLAS's per-CPU kernels) differs
+    in the last bits between CPU families, and a run is replayed exactly only on the family that made it."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return f"{model}, {'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -799,6 +816,9 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
               "configurations earlier). -inf share: rejected trials. Holdout of winners: median over seeds of the "
               "holdout score of each run's in-sample winner.", "", "## Cost", ""]
     lines += cost_table(infos)
+    machines = Counter(info.get("machine", "not recorded") for info in infos)
+    lines += ["", "Machines (run parts done there): " + "; ".join(f"{m} ({n})" for m, n in sorted(machines.items())) + ". A run is "
+              "replayed exactly only on the CPU family that made it (`docs/RUNS.md`, \"Reproducibility across CPUs\")."]
     warm_log = folder / "warm.json"
     if warm_log.exists():
         warmed = [json.loads(line) for line in warm_log.read_text().splitlines() if line.strip()]

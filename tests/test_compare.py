@@ -103,6 +103,8 @@ def test_run_report_and_resume(tiny, capsys):
     report = (folder / "report.md").read_text()
     assert "(baseline)" not in report and "No baseline row" in report and "holdout" in report.lower()
     assert "the data cannot tell" in report  # one instance: no claim about searchers
+    from runs.compare import machine
+    assert f"Machines (run parts done there): {machine()} (4)" in report  # each run: its first part, then resumed
     summary = json.loads((folder / "summary.json").read_text(), parse_constant=_refuse)  # strict JSON
     (random_summary,) = summary["instances"]["synthetic-small"]
     assert random_summary["searcher"] == "random" and len(random_summary["final"]) == 2
