@@ -479,6 +479,10 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
         return _answer_holm(d[lift_key], d[lift_key]["iqm_ci"], d[lift_key]["wilcoxon_holm_p"],
                             "better than the defaults", "worse than the defaults")
 
+    def fall(d: dict[str, Any]) -> str:
+        return _answer_holm(d["decay_rank"], d["decay_rank"]["iqm_ci"], d["decay_rank"]["wilcoxon_holm_p"],
+                            "higher on the holdout", "lower on the holdout")
+
     def rejected(e: dict[str, Any]) -> str:
         return _answer_holm(e, e["mean_ci"], e["wilcoxon_holm_p"], "rejected more often than the defaults",
                             "rejected less often than the defaults")
@@ -488,6 +492,8 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
               + "; ".join(
         f"{s}: {verdict(d)}" for s, d in sorted(decay.items())) + (". The decay column shows how much of the in-sample "
                                                                     "score survives (negative = lost). ")
+              + ("Among random configurations, the winners' holdout rank against their in-sample rank: " + "; ".join(
+                  f"{s}: {fall(d)}" for s, d in sorted(decay.items())) + ". " if ranked else "")
               + "Rejected on the holdout, against the defaults: " + "; ".join(
                   f"{s}: {rejected(e)}" for s, e in sorted(excess.items())) + ".")
     _write(folder, "Generalization: do the winners hold up on their holdouts?",

@@ -101,10 +101,13 @@ def test_rejection_excess_pairs_each_searchers_holdout_rejections_with_the_defau
 
 
 def test_generalization_experiment_reports_holdout_rejections_against_the_defaults(tmp_path):
-    assert main(["generalization", "--universe", "synthetic-small", "--budget", "6", "--seeds", "2", "--searchers",
-                 "random", "--out", str(tmp_path), "--name", "gen"]) == 0
+    assert main(["generalization", "--suite", "synthetic-v1", "--instances", "synthetic-v1-03", "--budget", "6",
+                 "--seeds", "2", "--searchers", "random", "--out", str(tmp_path), "--name", "gen"]) == 0
     report = (tmp_path / "gen" / "report.md").read_text()
     assert "rejected - defaults rejected: mean [95% CI]" in report and "Rejected on the holdout, against the" in report
+    # the suite has a holdout pool: the winners are ranked among its random configurations, and judged by that
+    assert "holdout rank - defaults' holdout rank" in report and "(holdout rank among random configurations" in report
+    assert "the winners' holdout rank against their in-sample rank: random: the data cannot tell" in report
     results = json.loads((tmp_path / "gen" / "results.json").read_text())
     excess = results["rejection_excess"]["random"]
     assert excess["n_instances"] == 1 and -1.0 <= float(excess["mean"]) <= 1.0
