@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 import zipfile
 from pathlib import Path
 
@@ -145,18 +144,6 @@ def test_features_ignore_the_axes_a_switch_turns_off():
     assert np.array_equal(derive(x), derive(moved), equal_nan=True)
     assert not np.array_equal(derive(x), derive(np.where(x == moved, 1.0 - x, x)), equal_nan=True)
     assert np.array_equal(features(CORE.names)(x[:, :len(CORE)]), x[:, :len(CORE)])  # no switches: the encoding
-
-
-def test_a_thousand_predictions_take_under_10_ms(landscape):
-    emulator = EmulatorFile(landscape["path"]).load(landscape["instance"])
-    probe = CORE.snap(np.random.default_rng(0).random((1000, len(CORE))))
-    emulator.scores(probe)
-    best = math.inf
-    for _ in range(10):  # CPU time of this process (the models predict on one thread): a busy machine's other
-        began = time.process_time()  # processes do not count, as they would in wall time
-        emulator.scores(probe)
-        best = min(best, time.process_time() - began)
-    assert best < 0.010
 
 
 def test_emulated_problem_records_its_emulator_and_never_claims_to_be_real(landscape):
