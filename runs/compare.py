@@ -471,11 +471,9 @@ def random_pool(instance: Instance, config: dict[str, Any], runs: Runs) -> tuple
         problem = problem_of(canonical(instance), emulator_of(config))
         units = [problem.space.encode(problem.space.params(v)) for k, v in pool_points(instance) if k != DEFAULTS_INDEX]
         return problem.evaluate_unit(np.array(units)), f"emulated pool ({len(units)} configurations, scored by the emulator)"
-    if config.get("suite_path"):
-        rows = current_rows(read_pool(pool_path(Path(config["suite_path"]))), instance)
-        rows = rows[rows["index"] >= 0] if not rows.empty else rows
-        if len(rows):
-            return rows["score"].to_numpy(dtype=float), f"suite pool ({len(rows)} configurations)"
+    pool = suite_pool(instance, config, "search")
+    if pool.size:
+        return pool, f"suite pool ({pool.size} configurations)"
     records = [r.score for recs in runs.get(instance.id, {}).get("random", {}).values() for r in recs]
     if records:
         return np.asarray(records, dtype=float), f"random searcher's {len(records)} evaluations"
@@ -623,14 +621,20 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
     return lines
 
 
+def suite_pool(instance: Instance, config: dict[str, Any], window: str) -> np.ndarray:
+    """The real scores ``(P,)`` of the suite's random configurations (the defaults left out) on ``instance``'s search
+    window or holdout (``instances.pool``: this contract and fingerprint; ``python -m runs.instances --suite S
+    --describe | --holdout-pool``); empty without a suite or a stored pool."""
+    if not config.get("suite_path"):
+        return np.empty(0)
+    rows = current_rows(read_pool(pool_path(Path(config["suite_path"]), window)), instance)
+    return rows[rows["index"] >= 0]["score"].to_numpy(dtype=float) if len(rows) else np.empty(0)
+
+
 def holdout_pool(instance: Instance, config: dict[str, Any]) -> np.ndarray | None:
-    """The suite's random configurations scored on ``instance``'s holdout (``<suite>.holdout-pool.parquet``, this
-    contract and fingerprint; ``python -m runs.instances --suite S --holdout-pool``), or None without one."""
-    if config.get("objective") == "emulated" or not config.get("suite_path"):
-        return None
-    rows = current_rows(read_pool(pool_path(Path(config["suite_path"]), "holdout")), instance)
-    rows = rows[rows["index"] >= 0] if not rows.empty else rows
-    return rows["score"].to_numpy(dtype=float) if len(rows) else None
+    """:func:`suite_pool` on the holdout, or None without one (and for an emulated experiment)."""
+    pool = suite_pool(instance, config, "holdout") if config.get("objective") != "emulated" else np.empty(0)
+    return pool if pool.size else None
 
 
 def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.InstanceResults], budget: int,
@@ -639,7 +643,7 @@ def holdout_results_of(holdout: dict[str, Any], results: Sequence[stats.Instance
     in-sample range at ``budget`` (:func:`stats.in_sample_scales` of ``results``, :func:`instance_results`;
     instances without one are counted, not averaged), with the random pools on both windows where the suite has a
     holdout pool (:func:`holdout_pool`; the search pool is ``results``' random pool)."""
-    scales = stats.in_sample_scales(stats.normalise_all(results, [budget]), budget)
+    scales = stats.in_sample_scales(results, budget)
     search_pools = {r.instance: np.asarray(r.random_pool, dtype=float) for r in results}
     definitions = config_instances(config)
     out = []

@@ -315,7 +315,7 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
             "size-matched / in-sample range | top-10% share deleting (bull / bear / ranging / hmm) | random's share |",
             "|---|---|---|---|---|---|---|---|"]
     results, _ = compare.instance_results(config, runs, config["budget"])
-    scales = stats.in_sample_scales(stats.normalise_all(results, [config["budget"]]), config["budget"])
+    scales = stats.in_sample_scales(results, config["budget"])
     scaled: dict[str, float] = {}
 
     def deletes(r: TrialRecord, axis: str) -> bool:

@@ -819,13 +819,12 @@ def holdout_summary(results: Sequence[HoldoutResults], reps: int = 2000, seed: i
     return out
 
 
-def in_sample_scales(normalised: Sequence[NormalisedInstance], budget: int) -> dict[str, float]:
+def in_sample_scales(instances: Sequence[InstanceResults], budget: int) -> dict[str, float]:
     """``{instance: optimum - R_budget}``: the in-sample range that the normalised score divides by at ``budget``
     (the :class:`HoldoutResults` ``scale`` that puts out-of-sample differences in the units of the normalised
-    score: 1 = the gap between random search's expected best and the best ever seen). Excluded instances have
-    none (absent)."""
-    return {n.instance: float(n.optimum - n.random_best[np.flatnonzero(n.budgets == budget)[0]])
-            for n in normalised if not n.excluded}
+    score: 1 = the gap between random search's expected best and the best ever seen). Instances excluded from
+    normalisation have none (absent)."""
+    return {n.instance: float(n.optimum - n.random_best[0]) for n in normalise_all(instances, [budget]) if not n.excluded}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -354,7 +354,7 @@ def test_in_sample_scales_is_the_normalised_denominator():
     inst = S.InstanceResults("a", {"s": {0: np.array([0.0, 1.0, 2.0])}}, np.array([0.0, 1.0]), optimum=3.0)
     flat = S.InstanceResults("f", {"s": {0: np.array([1.0, 1.0])}}, np.array([1.0, 1.0]))
     norm = S.normalise_all([inst, flat], [3])
-    scales = S.in_sample_scales(norm, 3)
+    scales = S.in_sample_scales([inst, flat], 3)
     assert set(scales) == {"a"}  # the flat instance is excluded: no scale
     assert scales["a"] == pytest.approx(3.0 - norm[0].random_best[0])
     assert S.normalise_instance(inst, [3]).at("s", 3)[0] == pytest.approx((2.0 - norm[0].random_best[0]) / scales["a"])
