@@ -6,7 +6,10 @@ evaluations, a duplicate cache (a configuration already evaluated is answered
 from the cache and costs nothing), and a :class:`~env.store.TrialStore` that
 persists every real evaluation. Re-opening the same store resumes: stored trials
 count as spent and fill the cache, so a deterministic searcher replaying its
-proposals continues exactly where it stopped.
+proposals continues exactly where it stopped. A searcher whose state depends on
+*when* each stored trial came back (its observation holds the recent evaluations
+and the budget left: ``ppo-edit``) calls :meth:`Objective.replay` first and is
+handed the stored trials one by one as it proposes them again.
 
 Searchers never see the candles past the search window: ``Problem`` keeps only
 data sealed at its split's search end (:meth:`data.candles.Candles.sealed`), and the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -106,6 +110,8 @@ class Objective:
         if len(self.history) > self.budget:
             raise BudgetExhausted(f"the store already holds {len(self.history)} evaluations, more than the budget {budget}")
         self._cache = {params_key(r.params): r for r in self.history}
+        self._replaying: list[TrialRecord] = []
+        """Stored records not yet handed back by :meth:`replay`, in their stored order."""
         self.cache_hits = 0
         self.on_record = on_record
         """Called with each new real record (progress bars, live best-so-far)."""
@@ -128,8 +134,41 @@ class Objective:
         """``(used,)`` running maximum of the score (``-inf`` until a finite score appears)."""
         return np.maximum.accumulate(np.array([r.score for r in self.history], dtype=float)) if self.history else np.array([])
 
+    def replay(self) -> None:
+        """Hand the stored evaluations back in their stored order, each when the searcher proposes it again.
+
+        After ``replay()`` the history starts empty; a proposal of the next stored configuration appends its
+        stored record (no evaluation, no cost, nothing written), so a deterministic searcher whose state depends
+        on the order of what it was told (``used``, ``remaining``, ``history``, ``best`` as it went) retraces its
+        interrupted run exactly, then continues with real evaluations. A proposal that is not the next stored
+        one (a run stored by other code, or on another CPU family) ends the replay with a warning: the rest of
+        the stored history is restored at once and the run continues from it, as under the plain resume rule.
+        Nothing to do on a fresh run.
+        """
+        if self.history:
+            self._replaying, self.history, self._cache = list(self.history), [], {}
+
+    @property
+    def replaying(self) -> bool:
+        """Whether stored records are still waiting to be handed back (:meth:`replay`)."""
+        return bool(self._replaying)
+
+    def end_replay(self, reason: str = "") -> None:
+        """Restore every stored record not yet handed back (``reason``: warn why the replay ended early)."""
+        if not self._replaying:
+            return
+        if reason:
+            warnings.warn(f"{self.searcher} seed {self.seed}: replay of the stored run ended at evaluation "
+                          f"{self.used} of {self.used + len(self._replaying)}: {reason}; continuing from the "
+                          "stored history", stacklevel=2)
+        for record in self._replaying:
+            self.history.append(record)
+            self._cache[params_key(record.params)] = record
+        self._replaying = []
+
     def refresh(self) -> None:
         """Re-read the store: in a shared run, the other workers' evaluations join the history and the cache."""
+        self._replaying = []
         if self.store is not None:
             self.history = self.store.refresh()
             self._cache = {params_key(r.params): r for r in self.history}
@@ -152,6 +191,13 @@ class Objective:
         params = self.to_params(candidate)
         values = self.space.values(params)
         key = params_key(values)
+        if self._replaying and key not in self._cache:
+            if params_key(self._replaying[0].params) == key:
+                record = self._replaying.pop(0)
+                self.history.append(record)
+                self._cache[key] = record
+                return record
+            self.end_replay("the searcher proposed another configuration than the stored run did")
         if key in self._cache:
             self.cache_hits += 1
             record = self._cache[key]

@@ -10,7 +10,10 @@ Resume contract: re-opening an experiment hands the searcher an objective whose
 ``history`` already holds the stored trials. A searcher must rebuild its state
 from that history (deterministic searchers simply replay their seeded proposal
 sequence: stored configurations come back from the cache at no cost), so an
-interrupted run continues without repeating or losing a trial.
+interrupted run continues without repeating or losing a trial. A searcher whose
+state depends on the order in which the trials came back (``used``, ``remaining``,
+the recent history: ``ppo-edit``'s observation) calls ``objective.replay()`` first
+and is handed the stored trials one at a time as it proposes them again.
 
 Registering a searcher::
 
@@ -146,6 +149,7 @@ def run(searcher: Searcher, objective: Objective, seed: int) -> list[TrialRecord
             searcher.search(objective, seed)
     except BudgetExhausted:
         pass
+    objective.end_replay("the searcher stopped before proposing them all again")
     searcher.stats.setdefault("search_wall_s", time.perf_counter() - began)
     return objective.history
 

@@ -193,6 +193,15 @@ def _key(design: str) -> Callable[[Any], int]:
     return _used if design == "candidates" else _steps
 
 
+def replay_if_edit(design: str, objective: Objective) -> None:
+    """Resume an edit-design run by replaying it (:meth:`~env.objective.Objective.replay`): its observation holds
+    the recent evaluations, the best so far and the budget left at each step, and its draws are keyed by the step,
+    so it retraces the stored run only if handed the stored trials one at a time. (The candidate design's state
+    and draws are functions of the history alone: it resumes from the full stored history.)"""
+    if design == "edit":
+        objective.replay()
+
+
 class LearnedSearch(Searcher):
     """A committed policy acting zero-shot in its design's environment (``ppo``, ``ppo-edit``)."""
 
@@ -205,6 +214,7 @@ class LearnedSearch(Searcher):
         return {"held_out": True} if variant == HELD_OUT else committed_policy(variant, cls.design)
 
     def search(self, objective: Objective, seed: int) -> None:
+        replay_if_edit(self.design, objective)
         instance = str(getattr(objective.problem, "instance", "") or "")
         path = Path(self.options.get("policy_path") or self.default_policy)
         if self.options.get("held_out"):
@@ -250,8 +260,8 @@ class PPOEditSearch(LearnedSearch):
     ``default_rng([seed, step, 1])``; option ``greedy`` overrides it. Deterministic for a fixed seed. If the
     policy wastes steps until the env truncates (``4 x budget x (1 + planning)`` steps) before the budget is
     spent, the rest is spent on seeded uniform points (``stats["fallback_evaluations"]``), so the budget is
-    always spent. Resume: the env starts from the objective's stored history (best, recent evaluations,
-    surrogate), so an interrupted run continues, but not identically to an uninterrupted one.
+    always spent. Resume: the run replays its stored evaluations (:func:`replay_if_edit`), so an interrupted run
+    continues exactly as the uninterrupted one would have.
 
     Options: ``policy_path`` (default ``policies/pretrained/ppo_edit_binance.zip``), ``greedy``;
     ``ppo-edit@<policy>`` runs another committed edit policy, ``ppo-edit@held-out`` one that never saw the instance.
@@ -277,6 +287,7 @@ class FixedRuleSearch(Searcher):
     def search(self, objective: Objective, seed: int) -> None:
         from policies.ablation import fixed_rules, make_search_env
 
+        replay_if_edit(self.design, objective)
         meta = json.loads(self.policy.with_suffix(".json").read_text())
         env = make_search_env(self.design, objective, meta)
         act = fixed_rules(self.design, len(objective.space), int(meta.get("planning", 0)), int(meta.get("n_bins", 11)),

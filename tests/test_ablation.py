@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 
 import policies  # noqa: F401  (registers the searchers)
+from env import TrialStore
 from env.objective import Objective
 from policies import ablation
 from policies.base import make, run
@@ -259,3 +260,39 @@ def test_fixed_rule_searchers_spend_the_budget_exactly_and_are_deterministic(nam
 
     first = once(0)
     assert first == once(0) and len({str(p) for p, _ in first}) == 12  # no configuration evaluated twice
+
+
+class _DiesAt:
+    """``problem`` whose process "dies" (KeyboardInterrupt, as ``kill -INT``) on evaluation number ``at``."""
+
+    def __init__(self, problem, at: int) -> None:
+        self.problem, self.at, self.calls = problem, at, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.problem, name)
+
+    def evaluate(self, params):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.problem.evaluate(params)
+
+
+@pytest.mark.parametrize("name", ["candidates-ucb", "edit-fresh-or-climb", "ppo-edit"])
+def test_a_killed_policy_run_resumes_from_the_store_exactly_as_if_uninterrupted(name, tiny_edit, tmp_path):
+    """The full comparison stops and resumes its workers between sessions: a resumed run must replay the stored
+    evaluations and then propose what the uninterrupted run proposed."""
+    problem = load_tasks("synthetic-v1", "test_tasks")[0]
+    options = {"policy_path": str(tiny_edit[0])} if name == "ppo-edit" else {}
+
+    def store() -> TrialStore:
+        return TrialStore(f"journal:{tmp_path}/trials.log", "exp", name, 0, problem.space)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(make(name, **options), Objective(_DiesAt(problem, at=9), 16, searcher=name, seed=0, store=store()), 0)
+    resumed = Objective(problem, 16, searcher=name, seed=0, store=store())
+    assert resumed.used == 8
+    run(make(name, **options), resumed, 0)
+    whole = Objective(problem, 16, searcher=name, seed=0)
+    run(make(name, **options), whole, 0)
+    assert [(r.params, r.score) for r in resumed.history] == [(r.params, r.score) for r in whole.history]

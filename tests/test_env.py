@@ -86,6 +86,54 @@ def test_reopening_resumes_without_repeating_or_losing_trials(tmp_path, task, sp
     assert [r.eval_index for r in resumed.history] == list(range(12))
 
 
+class _Counting(SyntheticTask):
+    """A synthetic task that counts its (real) evaluations."""
+
+    calls = 0
+
+    def evaluate(self, params):
+        self.calls += 1
+        return super().evaluate(params)
+
+
+def test_replay_hands_the_stored_trials_back_in_order_at_no_cost(tmp_path, space):
+    rng = np.random.default_rng(4)
+    points = [rng.random(len(space)) for _ in range(10)]
+    first = Objective(SyntheticTask(space, seed=3), budget=10, searcher="random", store=_store(tmp_path, space))
+    for point in points[:6]:
+        first(point)
+    task = _Counting(space, seed=3)
+    resumed = Objective(task, budget=10, searcher="random", store=_store(tmp_path, space))
+    resumed.replay()
+    assert resumed.used == 0 and resumed.remaining == 10 and resumed.replaying
+    assert not resumed.seen(points[3])  # not yet handed back: the uninterrupted run had not seen it either
+    for k, point in enumerate(points[:6]):
+        assert resumed(point) == first.history[k] and resumed.used == k + 1
+        assert resumed(point) == first.history[k] and resumed.cache_hits == 1 + k  # a repeat is a cache hit
+    assert task.calls == 0 and not resumed.replaying
+    for point in points[6:]:
+        resumed(point)
+    assert task.calls == 4 and [r.eval_index for r in resumed.history] == list(range(10))
+    assert len(_store(tmp_path, space).records) == 10  # the replayed trials were not written twice
+
+
+def test_a_replay_that_diverges_restores_the_stored_history_with_a_warning(tmp_path, space):
+    rng = np.random.default_rng(5)
+    points = [rng.random(len(space)) for _ in range(8)]
+    first = Objective(SyntheticTask(space, seed=3), budget=8, searcher="random", store=_store(tmp_path, space))
+    for point in points[:5]:
+        first(point)
+    resumed = Objective(SyntheticTask(space, seed=3), budget=8, searcher="random", store=_store(tmp_path, space))
+    resumed.replay()
+    resumed(points[0])
+    with pytest.warns(UserWarning, match="replay of the stored run ended at evaluation 1 of 5"):
+        record = resumed(points[3])  # the stored run proposed points[1] next
+    assert record == first.history[3] and resumed.used == 5 and not resumed.replaying
+    resumed(points[7])
+    assert resumed.used == 6 and [r.eval_index for r in resumed.history] == list(range(6))
+    assert resumed.history[:5] == first.history
+
+
 def test_a_foreign_or_corrupted_store_is_an_error_not_overwritten(tmp_path, space):
     _store(tmp_path, space)
     with pytest.raises(StoreError, match="another experiment"):
