@@ -333,3 +333,25 @@ def test_optuna_gp_runs_torch_on_blas_threads_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     seen, expected = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert seen == f"[{expected}]"
+
+
+RESUME_TESTS = {
+    **{name: "tests/test_policies.py::test_resume_continues_the_same_study_without_repeating" for name in SEARCHERS},
+    "smac": "tests/test_anchor_searchers.py::test_smac_resume_after_a_kill_during_an_evaluation_equals_the_uninterrupted_run",
+    "cmaes": "tests/test_anchor_searchers.py::test_cmaes_resume_after_a_kill_during_an_evaluation_loses_and_repeats_nothing",
+    "sobol": "tests/test_emulator.py::test_sobol_resumes_exactly_after_a_kill",
+    "ppo": "tests/test_ppo.py::test_an_interrupted_run_resumes_exactly_as_if_uninterrupted",
+    **{name: "tests/test_ablation.py::test_a_killed_policy_run_resumes_from_the_store_exactly_as_if_uninterrupted"
+       for name in ("ppo-edit", "candidates-ucb", "edit-fresh-or-climb")},
+}
+"""Each registered searcher's kill-and-resume test (the full comparison stops and resumes its runs between sessions)."""
+
+
+def test_every_registered_searcher_has_a_resume_test():
+    import policies
+
+    assert set(policies.SEARCHERS) == set(RESUME_TESTS), "a new searcher needs a kill-and-resume test listed here"
+    root = Path(__file__).resolve().parents[1]
+    for test in set(RESUME_TESTS.values()):
+        path, function = test.split("::")
+        assert f"def {function}(" in (root / path).read_text(), test
