@@ -39,12 +39,6 @@ def at_budget(curve: np.ndarray, budget: int) -> float:
     return float(curve[min(budget, curve.size) - 1])
 
 
-def evals_to_reach(curve: np.ndarray, target: float) -> float:
-    """1-based number of evaluations until ``curve >= target`` (``inf`` if never)."""
-    hit = np.flatnonzero(curve >= target)
-    return float(hit[0] + 1) if hit.size else math.inf
-
-
 def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
     """(median, 25th, 75th percentile); -inf values are ranked lowest, not dropped."""
     array = np.asarray(values, dtype=float)

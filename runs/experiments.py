@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import optuna
 from threadpoolctl import threadpool_limits
 
 from data import survivors
 from env.records import TrialRecord
-from env.store import distributions
 from instances import Instance
 from runs import compare, stats
 from strategy.space import SearchSpace
@@ -199,19 +197,6 @@ def h_statistic(surrogate: Any, i: int, j: int, background: np.ndarray, grid: in
     residual = centred - centred.mean(axis=1, keepdims=True) - centred.mean(axis=0, keepdims=True)
     total = float((centred**2).sum())
     return float((residual**2).sum() / total) if total > 1e-18 else 0.0
-
-
-def fanova_importances(space: SearchSpace, records: Sequence[TrialRecord], seed: int = 0) -> dict[str, float]:
-    """Optuna's fANOVA importances over the finite trials (all searchers pooled)."""
-    study = optuna.create_study(direction="maximize")
-    dists = distributions(space)
-    for r in records:
-        if math.isfinite(r.score):
-            params = {k: v for k, v in r.params.items() if k in dists}
-            study.add_trial(optuna.trial.create_trial(params=params, distributions={k: dists[k] for k in params},
-                                                      value=r.score))
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-    return optuna.importance.get_param_importances(study, evaluator=evaluator)
 
 
 def _pair_strengths(space: SearchSpace, records: Sequence[TrialRecord]) -> dict[tuple[str, str], float] | None:

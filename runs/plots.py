@@ -1,7 +1,6 @@
 """Comparison plots (matplotlib, PNG).
 
-One problem instance (``runs.compare``): :func:`best_so_far_plot`, :func:`runtime_ecdf_plot`,
-:func:`holdout_plot`. A suite of instances (inputs are the outputs of ``runs.stats``):
+One problem instance (``runs.compare``): :func:`best_so_far_plot`. A suite of instances (inputs are the outputs of ``runs.stats``):
 :func:`cd_diagram_plot`, :func:`performance_profile_plot`, :func:`normalised_vs_budget_plot`,
 :func:`suite_runtime_ecdf_plot`, :func:`holdout_instances_plot`.
 
@@ -30,7 +29,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from runs.analysis import Runs, best_so_far, evals_to_reach  # noqa: E402
+from runs.analysis import Runs, best_so_far  # noqa: E402
 
 NEG_INF_LABEL = "no feasible configuration yet (-inf)"
 NEG_INF_BAND_GID = "neg-inf-band"
@@ -185,27 +184,6 @@ def best_so_far_plot(runs: Runs, budget: int, path: Path, title: str | None = No
     return _save(best_so_far_figure(runs, budget, title), path)
 
 
-def runtime_ecdf_figure(runs: Runs, budget: int, targets: Mapping[str, float], title: str | None = None) -> Figure:
-    """COCO-style ECDF on one instance: share of (seed, target) pairs reached within ``t`` evaluations."""
-    fig, ax = _figure()
-    x = np.arange(1, budget + 1)
-    for name, seeds in runs.items():
-        hits = [evals_to_reach(best_so_far(records, budget), target)
-                for records in seeds.values() if records for target in targets.values()]
-        if hits:
-            ax.step(x, [np.mean(np.asarray(hits) <= t) for t in x], where="post", label=name, color=colour(name))
-    ax.set_ylim(-0.02, 1.02)
-    _decorate(fig, ax, "real evaluations", "share of (seed, target) pairs reached",
-              title or "Runtime ECDF over targets: " + ", ".join(targets))
-    return fig
-
-
-def runtime_ecdf_plot(runs: Runs, budget: int, targets: Mapping[str, float], path: Path,
-                      title: str | None = None) -> Path:
-    """PNG of :func:`runtime_ecdf_figure`."""
-    return _save(runtime_ecdf_figure(runs, budget, targets, title), path)
-
-
 def holdout_figure(points: Mapping[str, Sequence[tuple[float, float]]], title: str | None = None) -> Figure:
     """In-sample best vs sealed-holdout score of each run's winner (one marker per run).
 
@@ -248,11 +226,6 @@ def holdout_figure(points: Mapping[str, Sequence[tuple[float, float]]], title: s
     _decorate(fig, ax, "in-sample best score (search window)", "holdout score of that configuration",
               title or "Does the in-sample lift survive the holdout?")
     return fig
-
-
-def holdout_plot(points: Mapping[str, Sequence[tuple[float, float]]], path: Path, title: str | None = None) -> Path:
-    """PNG of :func:`holdout_figure`; ``points``: ``{searcher: [(in_sample, holdout) per run]}``."""
-    return _save(holdout_figure(points, title), path)
 
 
 # ---------------------------------------------------------------------------------------------

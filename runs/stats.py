@@ -603,18 +603,6 @@ def wilcoxon_p(differences: Any) -> float | None:
     return float(sps.wilcoxon(d, zero_method="wilcox").pvalue)
 
 
-def pairwise_wilcoxon(table: Any, names: Sequence[str]) -> dict[tuple[str, str], dict[str, float | None]]:
-    """Wilcoxon signed-rank test over rows for every pair of columns, Holm-corrected over the pairs.
-
-    table ``(N, k)``; returns ``{(a, b): {"p": raw, "holm_p": adjusted}}`` for ``a`` before ``b`` in ``names``.
-    """
-    array = np.asarray(table, dtype=float)
-    pairs = list(combinations(range(len(names)), 2))
-    raw = [wilcoxon_p(array[:, i] - array[:, j]) if array.ndim == 2 else None for i, j in pairs]
-    adjusted = holm(raw)
-    return {(names[i], names[j]): {"p": p, "holm_p": q} for (i, j), p, q in zip(pairs, raw, adjusted)}
-
-
 def cd_groups(ranks: Mapping[str, float], cd: float | None) -> list[list[str]]:
     """Maximal groups of searchers (in rank order) whose mean ranks all lie within ``cd`` of each other.
 
