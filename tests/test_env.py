@@ -96,15 +96,22 @@ class _Counting(SyntheticTask):
         return super().evaluate(params)
 
 
-def test_replay_hands_the_stored_trials_back_in_order_at_no_cost(tmp_path, space):
-    rng = np.random.default_rng(4)
-    points = [rng.random(len(space)) for _ in range(10)]
-    first = Objective(SyntheticTask(space, seed=3), budget=10, searcher="random", store=_store(tmp_path, space))
-    for point in points[:6]:
+def _interrupted(tmp_path: Path, space: SearchSpace, budget: int, stored: int, problem: SyntheticTask
+                 ) -> tuple[list[np.ndarray], Objective, Objective]:
+    """``budget`` random points, a run that stored the first ``stored`` of them, and that run re-opened on
+    ``problem`` in replay."""
+    points = list(np.random.default_rng(budget).random((budget, len(space))))
+    first = Objective(SyntheticTask(space, seed=3), budget=budget, searcher="random", store=_store(tmp_path, space))
+    for point in points[:stored]:
         first(point)
-    task = _Counting(space, seed=3)
-    resumed = Objective(task, budget=10, searcher="random", store=_store(tmp_path, space))
+    resumed = Objective(problem, budget=budget, searcher="random", store=_store(tmp_path, space))
     resumed.replay()
+    return points, first, resumed
+
+
+def test_replay_hands_the_stored_trials_back_in_order_at_no_cost(tmp_path, space):
+    task = _Counting(space, seed=3)
+    points, first, resumed = _interrupted(tmp_path, space, 10, 6, task)
     assert resumed.used == 0 and resumed.remaining == 10 and resumed.replaying
     assert not resumed.seen(points[3])  # not yet handed back: the uninterrupted run had not seen it either
     for k, point in enumerate(points[:6]):
@@ -118,13 +125,7 @@ def test_replay_hands_the_stored_trials_back_in_order_at_no_cost(tmp_path, space
 
 
 def test_a_replay_that_diverges_restores_the_stored_history_with_a_warning(tmp_path, space):
-    rng = np.random.default_rng(5)
-    points = [rng.random(len(space)) for _ in range(8)]
-    first = Objective(SyntheticTask(space, seed=3), budget=8, searcher="random", store=_store(tmp_path, space))
-    for point in points[:5]:
-        first(point)
-    resumed = Objective(SyntheticTask(space, seed=3), budget=8, searcher="random", store=_store(tmp_path, space))
-    resumed.replay()
+    points, first, resumed = _interrupted(tmp_path, space, 8, 5, SyntheticTask(space, seed=3))
     resumed(points[0])
     with pytest.warns(UserWarning, match="replay of the stored run ended at evaluation 1 of 5"):
         record = resumed(points[3])  # the stored run proposed points[1] next
