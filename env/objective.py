@@ -162,9 +162,14 @@ class Objective:
                           f"{self.used} of {self.used + len(self._replaying)}: {reason}; continuing from the "
                           "stored history", stacklevel=2)
         for record in self._replaying:
-            self.history.append(record)
-            self._cache[params_key(record.params)] = record
+            self._admit(record)
         self._replaying = []
+
+    def _admit(self, record: TrialRecord) -> TrialRecord:
+        """Append ``record`` to the history and the duplicate cache."""
+        self.history.append(record)
+        self._cache[params_key(record.params)] = record
+        return record
 
     def refresh(self) -> None:
         """Re-read the store: in a shared run, the other workers' evaluations join the history and the cache."""
@@ -193,10 +198,7 @@ class Objective:
         key = params_key(values)
         if self._replaying and key not in self._cache:
             if params_key(self._replaying[0].params) == key:
-                record = self._replaying.pop(0)
-                self.history.append(record)
-                self._cache[key] = record
-                return record
+                return self._admit(self._replaying.pop(0))
             self.end_replay("the searcher proposed another configuration than the stored run did")
         if key in self._cache:
             self.cache_hits += 1
@@ -218,8 +220,7 @@ class Objective:
         faults.point("evaluated")
         if self.store is not None:
             self.store.append(record, trial)
-        self.history.append(record)
-        self._cache[key] = record
+        self._admit(record)
         if self.on_record is not None:
             self.on_record(record)
         return record

@@ -45,25 +45,27 @@ AVX2_ONLY = {
 DEFAULT_INSTANCE = "bybit-perp-liq30-2022-05"
 
 
-def _trace(searcher: str, instance: str, budget: int) -> dict:
-    """Run ``searcher`` (seed 0) on the emulated ``instance``; its trace and a fingerprint of the objective."""
-    import numpy as np
-
+def _trace(problem, searcher: str, budget: int) -> dict:
+    """Run ``searcher`` (seed 0) on ``problem``: its trace (configurations and scores, in order) and wall time."""
     import policies
     from env import Objective
     from policies.base import make, run
-    from surrogate.emulator import suite_problems
 
-    problem = suite_problems("real-v1", instances=[instance])[0]
-    probe = problem.space.snap(np.random.default_rng(0).random((256, len(problem.space))))
-    objective_hash = hashlib.sha256(np.array([problem.evaluate(problem.space.decode(u)).score for u in probe]
-                                             ).tobytes()).hexdigest()[:16]
     assert searcher in policies.SEARCHERS, searcher
     objective = Objective(problem, budget, searcher=searcher, seed=0)
     began = time.perf_counter()
     run(make(searcher), objective, 0)
     rows = [json.dumps([r.params, repr(r.score)], sort_keys=True) for r in objective.history]
-    return {"rows": rows, "objective": objective_hash, "wall_s": round(time.perf_counter() - began, 1)}
+    return {"rows": rows, "wall_s": round(time.perf_counter() - began, 1)}
+
+
+def _fingerprint(problem) -> str:
+    """A hash of ``problem``'s scores at 256 seeded points (equal hashes: the objective is the same on both paths)."""
+    import numpy as np
+
+    probe = problem.space.snap(np.random.default_rng(0).random((256, len(problem.space))))
+    scores = np.array([problem.evaluate(problem.space.decode(u)).score for u in probe])
+    return hashlib.sha256(scores.tobytes()).hexdigest()[:16]
 
 
 def code_paths() -> str:
@@ -81,9 +83,12 @@ def code_paths() -> str:
 def _child(args: argparse.Namespace) -> None:
     import warnings
 
+    from surrogate.emulator import suite_problems
+
     warnings.simplefilter("ignore")
-    out = {name: _trace(name, args.instance, args.budget) for name in args.searchers}
-    out["__paths__"] = code_paths()
+    problem = suite_problems("real-v1", instances=[args.instance])[0]
+    out = {"paths": code_paths(), "objective": _fingerprint(problem),
+           "searchers": {name: _trace(problem, name, args.budget) for name in args.searchers}}
     Path(args.child).write_text(json.dumps(out))
 
 
@@ -136,22 +141,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         wide = _run_mode(args, {}, Path(folder) / "default.json")
         narrow = _run_mode(args, held_environment(args.hold), Path(folder) / "avx2.json")
-    same_objective = {wide[s]["objective"] == narrow[s]["objective"] for s in args.searchers} == {True}
+    same_objective = wide["objective"] == narrow["objective"]
     print(f"instance {args.instance} (emulated), budget {args.budget}, seed 0; objective identical on both paths: "
-          f"{same_objective}\ndefault: {wide['__paths__']}\nheld to AVX2 ({' '.join(args.hold)}): {narrow['__paths__']}\n")
+          f"{same_objective}\ndefault: {wide['paths']}\nheld to AVX2 ({' '.join(args.hold)}): {narrow['paths']}\n")
     print("| searcher | same trace on both paths | first differing evaluation | wall s default / AVX2 |")
     print("|---|---|---|---|")
     result = {}
     for name in args.searchers:
-        first = _first_difference(wide[name]["rows"], narrow[name]["rows"])
-        result[name] = {"identical": first is None, "first_difference": first,
-                        "wall_s": [wide[name]["wall_s"], narrow[name]["wall_s"]]}
+        a, b = wide["searchers"][name], narrow["searchers"][name]
+        first = _first_difference(a["rows"], b["rows"])
+        result[name] = {"identical": first is None, "first_difference": first, "wall_s": [a["wall_s"], b["wall_s"]]}
         print(f"| {name} | {'yes' if first is None else 'no'} | {'' if first is None else first} | "
-              f"{wide[name]['wall_s']} / {narrow[name]['wall_s']} |")
+              f"{a['wall_s']} / {b['wall_s']} |")
     if args.json:
         args.json.write_text(json.dumps({"instance": args.instance, "budget": args.budget,
                                          "held": args.hold,
-                                         "paths": {"default": wide["__paths__"], "avx2": narrow["__paths__"]},
+                                         "paths": {"default": wide["paths"], "avx2": narrow["paths"]},
                                          "objective_identical": same_objective, "searchers": result}, indent=1))
     return 0 if same_objective else 1
 
