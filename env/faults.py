@@ -5,7 +5,9 @@ SIGKILL itself the ``N``-th time it passes :func:`point` ``POINT``. Unset (alway
 outside the tests) it costs one dictionary lookup. Points:
 
 * ``evaluated``: a real evaluation finished, nothing stored yet;
-* ``study-written``: the Optuna trial is written, the TSV row is not.
+* ``study-written``: the Optuna trial is written, the TSV row is not;
+* ``taken-back``: a work item was failed (``env.leases``: a dead worker's, or
+  this one's when stopping), its replacement not yet queued.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ at once), or when its heartbeat is older than ``GRACE_S`` seconds (Optuna's
 it started (a worker killed between claiming and recording itself). Whoever fails
 a stale trial (again an atomic transition: exactly one caller succeeds) enqueues
 one replacement with the same attributes: no work is lost and none is done twice.
+Failing and queueing are two writes; a process killed between them leaves a
+failed item with no replacement, which the run queue (``runs.worker``) finds
+and queues again.
 A worker that was merely slow and finds its trial failed stops that work
 (:class:`LeaseLost`): its replacement is someone else's now.
 """
@@ -38,6 +41,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled  # Optuna exports no public alias
 from optuna.trial import FrozenTrial, TrialState
+
+from env import faults
 
 HEARTBEAT_S = int(os.environ.get("GEMSEARCH_HEARTBEAT_S", "10"))
 """Seconds between heartbeats of a held trial (RDB storages)."""
@@ -97,6 +102,7 @@ def give_back(study: optuna.Study, trial: FrozenTrial) -> None:
     heartbeat stops; a journal file has no heartbeats, and one restored on another machine (``runs.archive``) could
     never tell its owner is gone."""
     if _fail(study, trial):
+        faults.point("taken-back")
         requeue(study, trial)
 
 
@@ -125,6 +131,7 @@ def reclaim(study: optuna.Study) -> None:
             optuna.storages.fail_stale_trials(study)  # calls requeue() for the ones it failed
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _queued(trial) and is_stale(trial) and _fail(study, trial):
+            faults.point("taken-back")
             requeue(study, trial)
 
 

@@ -19,8 +19,10 @@ up to ``K`` workers draw that run's evaluations from its slots together.
 A worker killed at any point loses nothing: its claim and slots go back to
 the queue (at once when it ran on this host, after ``GEMSEARCH_GRACE_S``
 seconds without heartbeat otherwise), and whoever takes them resumes from the
-trial store. A worker with nothing left to claim waits while other workers
-hold runs (one may die) and exits when every run is done.
+trial store; a worker killed while taking a claim back leaves a run with no
+claim, which the next worker queues again (:meth:`ExperimentQueue.reclaim`).
+A worker with nothing left to claim waits while other workers hold runs (one
+may die) and exits when every run is done.
 
 Storage: PostgreSQL (or any server database SQLAlchemy reaches) for several
 machines; ``journal:FILE`` for several processes on one machine. SQLite is
@@ -112,7 +114,7 @@ class ExperimentQueue:
                 continue
             if trial.state in (TrialState.WAITING, TrialState.RUNNING) or (
                     trial.state == TrialState.COMPLETE and attrs.get("budget", 0) >= config["budget"]):
-                covered.add((attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")))
+                covered.add(_run_of(trial))
         queued = 0
         for instance, searcher, seed, lanes in runs:
             for lane in range(lanes):
@@ -125,13 +127,53 @@ class ExperimentQueue:
     def pop(self) -> Claim | None:
         """Claim the next waiting run: the lowest seed first, in queued order within a seed. A replacement of a
         run taken back from a dead worker goes where the run it replaces was queued (``leases.requeue`` appends
-        it), so seed rounds stay whole after a crash (before, it waited behind every later seed)."""
-        trial = leases.pop(self.study, key=lambda t: (int(t.user_attrs.get("seed", 0)),
-                                                     int(t.user_attrs.get("replaces", t.number))))
-        if trial is None:
-            return None
+        it), so seed rounds stay whole after a crash (before, it waited behind every later seed).
+
+        A claim is dropped (FAIL, ``redundant``) instead of returned when an earlier claim of the same run is
+        waiting, running or done at its budget: two processes that each queued the run again (see
+        :meth:`reclaim`) leave two claims, and only the earlier one runs."""
+        while True:
+            trial = leases.pop(self.study, key=lambda t: (int(t.user_attrs.get("seed", 0)),
+                                                         int(t.user_attrs.get("replaces", t.number))))
+            if trial is None:
+                return None
+            earlier = self._earlier_live_claim(trial)
+            if earlier is None:
+                break
+            self.study._storage.set_trial_user_attr(leases.trial_id(self.study, trial.number), "redundant", earlier)
+            self.study.tell(trial.number, state=TrialState.FAIL)
         attrs = trial.user_attrs
         return Claim(trial.number, attrs["instance"], attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
+
+    def _earlier_live_claim(self, trial: optuna.trial.FrozenTrial) -> int | None:
+        """The number of an earlier claim of ``trial``'s run that is waiting, running, or complete at a budget
+        at least ``trial``'s; None when there is none."""
+        run, budget = _run_of(trial), trial.user_attrs.get("budget", 0)
+        discarded = self.discarded_claims()
+        for other in self.study.get_trials(deepcopy=False):
+            if other.number >= trial.number or _run_of(other) != run or discarded(other):
+                continue
+            if other.state in (TrialState.WAITING, TrialState.RUNNING) or (
+                    other.state == TrialState.COMPLETE and other.user_attrs.get("budget", 0) >= budget):
+                return other.number
+        return None
+
+    def reclaim(self) -> None:
+        """Take back the claims of dead workers (``leases.reclaim``: each is failed, then a replacement queued), and
+        queue again each run whose latest claim was taken back with no replacement queued: the process that took
+        it back died between its two writes (before, that run was lost until the next ``runs.compare --resume``).
+        Two processes may both queue it; :meth:`pop` runs the earlier claim and drops the other."""
+        leases.reclaim(self.study)
+        latest: dict[tuple, optuna.trial.FrozenTrial] = {}
+        discarded = self.discarded_claims()
+        for trial in self.study.get_trials(deepcopy=False):
+            run = _run_of(trial)
+            if not discarded(trial) and "redundant" not in trial.user_attrs and (
+                    run not in latest or latest[run].number < trial.number):
+                latest[run] = trial
+        for trial in latest.values():
+            if trial.state == TrialState.FAIL and "error" not in trial.user_attrs:  # taken back, not raised
+                leases.requeue(self.study, trial)
 
     def status(self) -> dict[str, int]:
         """Claims by state: ``waiting``, ``running``, ``complete``, ``failed`` (runs that raised and have not been
@@ -143,7 +185,7 @@ class ExperimentQueue:
             attrs = trial.user_attrs
             if discarded(trial):
                 continue
-            run = (attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane"))
+            run = _run_of(trial)
             if trial.state == TrialState.WAITING:
                 counts["waiting"] += 1
             elif trial.state == TrialState.RUNNING:
@@ -203,6 +245,12 @@ class ExperimentQueue:
         self.study.set_user_attr("discarded", self.discarded | {searcher: last for searcher in searchers})
 
 
+def _run_of(trial: optuna.trial.FrozenTrial) -> tuple:
+    """The run a claim is for: ``(instance, searcher, seed, lane)``."""
+    attrs = trial.user_attrs
+    return attrs.get("instance"), attrs.get("searcher"), attrs.get("seed"), attrs.get("lane")
+
+
 def _interrupted(exc: BaseException) -> bool:
     """Whether ``exc`` was caused by a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under :func:`interrupt_on_sigterm`)."""
     seen: set[int] = set()
@@ -249,7 +297,7 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
     lost = 0
     try:
         while max_runs is None or len(infos) < max_runs:
-            leases.reclaim(queue.study)
+            queue.reclaim()
             claim = queue.pop()
             if claim is None:
                 if queue.status()["running"] == 0:
