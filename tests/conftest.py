@@ -77,3 +77,21 @@ def postgres_url():
         yield started.stdout.strip()
     finally:
         subprocess.run([str(POSTGRES_SERVER), "stop", folder], capture_output=True)
+
+
+class DiesAt:
+    """``problem`` whose process "dies" on its evaluation number ``at`` (1-based): it raises ``error`` there
+    (``KeyboardInterrupt`` by default, as ``kill -INT`` does). Every other attribute is ``problem``'s."""
+
+    def __init__(self, problem, at: int, error: type[BaseException] = KeyboardInterrupt) -> None:
+        self.problem, self.at, self.error, self.calls = problem, at, error, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.problem, name)
+
+    def evaluate(self, params):
+        self.calls += 1
+        if self.calls == self.at:
+            raise self.error("killed")
+        return self.problem.evaluate(params)
+

@@ -20,6 +20,7 @@ from env.objective import Objective
 from policies import ablation
 from policies.base import make, run
 from policies.train_ppo import SPLITS, describe, load_tasks, main, make_env, split_tasks, train
+from conftest import DiesAt
 
 RANDOMISATION = {"scale": (0.5, 2.0), "shift": (-0.1, 0.1), "noise": (0.0, 0.1)}
 
@@ -262,22 +263,6 @@ def test_fixed_rule_searchers_spend_the_budget_exactly_and_are_deterministic(nam
     assert first == once(0) and len({str(p) for p, _ in first}) == 12  # no configuration evaluated twice
 
 
-class _DiesAt:
-    """``problem`` whose process "dies" (KeyboardInterrupt, as ``kill -INT``) on evaluation number ``at``."""
-
-    def __init__(self, problem, at: int) -> None:
-        self.problem, self.at, self.calls = problem, at, 0
-
-    def __getattr__(self, name: str):
-        return getattr(self.problem, name)
-
-    def evaluate(self, params):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return self.problem.evaluate(params)
-
-
 @pytest.mark.parametrize("name", ["candidates-ucb", "edit-fresh-or-climb", "ppo-edit"])
 def test_a_killed_policy_run_resumes_from_the_store_exactly_as_if_uninterrupted(name, tiny_edit, tmp_path):
     """The full comparison stops and resumes its workers between sessions: a resumed run must replay the stored
@@ -289,7 +274,7 @@ def test_a_killed_policy_run_resumes_from_the_store_exactly_as_if_uninterrupted(
         return TrialStore(f"journal:{tmp_path}/trials.log", "exp", name, 0, problem.space)
 
     with pytest.raises(KeyboardInterrupt):
-        run(make(name, **options), Objective(_DiesAt(problem, at=9), 16, searcher=name, seed=0, store=store()), 0)
+        run(make(name, **options), Objective(DiesAt(problem, at=9), 16, searcher=name, seed=0, store=store()), 0)
     resumed = Objective(problem, 16, searcher=name, seed=0, store=store())
     assert resumed.used == 8
     run(make(name, **options), resumed, 0)

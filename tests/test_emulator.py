@@ -25,6 +25,7 @@ from surrogate.emulator import (EmulatedProblem, EmulatorError, EmulatorFile, Ep
 from surrogate.emulator.__main__ import main as emulator_main
 from surrogate.emulator.dataset import Collected, encode_rows, write_dataset
 from surrogate.emulator.model import features
+from conftest import DiesAt
 
 CORE = SearchSpace("core")
 
@@ -61,24 +62,13 @@ class _Crash(RuntimeError):
     pass
 
 
-class _Crashing(SyntheticTask):
-    def __init__(self, at: int) -> None:
-        super().__init__(CORE, seed=3)
-        self.calls, self.at = 0, at
-
-    def evaluate(self, params):
-        self.calls += 1
-        if self.calls == self.at:
-            raise _Crash("killed")
-        return super().evaluate(params)
-
-
 def test_sobol_resumes_exactly_after_a_kill(tmp_path: Path):
     def store() -> TrialStore:
         return TrialStore(f"journal:{tmp_path}/trials.log", "exp", "sobol", 0, CORE)
 
     with pytest.raises(_Crash):
-        run(make("sobol"), Objective(_Crashing(at=30), budget=60, searcher="sobol", store=store()), 0)
+        dying = DiesAt(SyntheticTask(CORE, seed=3), at=30, error=_Crash)
+        run(make("sobol"), Objective(dying, budget=60, searcher="sobol", store=store()), 0)
     resumed = Objective(SyntheticTask(CORE, seed=3), budget=60, searcher="sobol", store=store())
     assert resumed.used == 29
     run(make("sobol"), resumed, 0)

@@ -29,6 +29,7 @@ from policies.train_ppo import (N_ENVS, PPO_SETTINGS, ROLLOUT, CheckpointError, 
                                 load_checkpoint, main, run_settings, save_checkpoint, train)
 from strategy.ensemble import EnsembleParams
 from strategy.space import SearchSpace
+from conftest import DiesAt
 
 HELD_OUT_TASKS = (0, 1, 2, 3, 4)
 """SyntheticTask seeds never drawn in training (training draws seeds >= 1_000_000)."""
@@ -55,18 +56,6 @@ class RejectEverything:
 
     def evaluate(self, params: EnsembleParams) -> EvalResult:
         return EvalResult(score=-math.inf, base={}, stress={}, contract="reject-all", first_day="", last_day="")
-
-
-class InterruptedTask(SyntheticTask):
-    """A synthetic task whose process "dies" (``KeyboardInterrupt``) on evaluation number ``stop_after``."""
-
-    stop_after: int = 10**9
-
-    def evaluate(self, params: EnsembleParams) -> EvalResult:
-        self.stop_after -= 1
-        if self.stop_after < 0:
-            raise KeyboardInterrupt
-        return super().evaluate(params)
 
 
 def test_the_committed_policy_exists_and_is_small():
@@ -114,8 +103,7 @@ def test_resume_from_the_store_extends_without_repeating(tmp_path, space):
 def test_an_interrupted_run_resumes_exactly_as_if_uninterrupted(tmp_path, space):
     whole = _keys(_ppo(Objective(SyntheticTask(space, seed=11), 30, searcher="ppo")))
     store = lambda: TrialStore(f"sqlite:///{tmp_path}/t.db", "exp", "ppo", 0, space)  # noqa: E731
-    dying = InterruptedTask(space, seed=11)
-    dying.stop_after = 17
+    dying = DiesAt(SyntheticTask(space, seed=11), at=18)
     with pytest.raises(KeyboardInterrupt):
         _ppo(Objective(dying, 30, searcher="ppo", store=store()))
     resumed = _ppo(Objective(SyntheticTask(space, seed=11), 30, searcher="ppo", store=store()))
