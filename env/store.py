@@ -70,9 +70,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 @lru_cache(maxsize=None)
 def _open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("journal:"):
-        path = url[len("journal:"):]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
+        # absolute: Optuna's journal lock is a symlink to this path, and it releases a lock left by a killed
+        # process after 30 s by stat()-ing through the link, which a relative path with folders cannot do
+        path = Path(url[len("journal:"):]).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine: dict[str, Any] = {}

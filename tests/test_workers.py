@@ -338,3 +338,21 @@ def test_rerun_discards_one_searchers_runs_and_runs_them_again(tmp_path):
 
 def _without_wall_time(tsv: str) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(tsv.splitlines(), delimiter="\t")]
+
+
+def test_a_journal_lock_left_by_a_killed_process_is_released_after_optunas_grace_period(tmp_path):
+    """A process killed while it holds a journal's lock leaves the lock (a symlink) behind. Optuna releases a lock
+    whose target has not changed for 30 s, but it stats the target through the link, and the link of a relative
+    journal path (``journal:runs/out/x.journal``) points relative to the wrong folder: every other process waited
+    for ever (seen once when the full comparison was stopped). ``open_storage`` opens journals by absolute path."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "out").mkdir()
+    hold = ("import os, signal\nfrom env.store import open_storage\n"
+            "open_storage('journal:out/q.journal')._backend._lock.acquire()\nos.kill(os.getpid(), signal.SIGKILL)")
+    holder = subprocess.run([sys.executable, "-c", hold], cwd=tmp_path, env=env)
+    assert holder.returncode == -signal.SIGKILL and (tmp_path / "out" / "q.journal.lock").is_symlink()
+    write = ("import optuna\nfrom env.store import open_storage\n"
+             "optuna.create_study(storage=open_storage('journal:out/q.journal'), study_name='after')")
+    waiter = subprocess.run([sys.executable, "-c", write], cwd=tmp_path, env=env, timeout=120,
+                            capture_output=True, text=True)
+    assert waiter.returncode == 0, waiter.stderr[-2000:]
