@@ -140,8 +140,7 @@ class ExperimentQueue:
             earlier = self._earlier_live_claim(trial)
             if earlier is None:
                 break
-            self.study._storage.set_trial_user_attr(leases.trial_id(self.study, trial.number), "redundant", earlier)
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            self._fail_held(trial.number, "redundant", earlier)
         attrs = trial.user_attrs
         return Claim(trial.number, attrs["instance"], attrs["searcher"], int(attrs["seed"]), int(attrs.get("lane", 0)))
 
@@ -211,9 +210,12 @@ class ExperimentQueue:
         leases.give_back(self.study, self.study._storage.get_trial(leases.trial_id(self.study, claim.number)))
 
     def failed(self, claim: Claim, error: str) -> None:
-        tid = leases.trial_id(self.study, claim.number)
-        self.study._storage.set_trial_user_attr(tid, "error", error[-4000:])
-        self.study.tell(claim.number, state=TrialState.FAIL)
+        self._fail_held(claim.number, "error", error[-4000:])
+
+    def _fail_held(self, number: int, reason: str, value: Any) -> None:
+        """Fail claim ``number``, which this process holds, with ``value`` recorded under ``reason`` first."""
+        self.study._storage.set_trial_user_attr(leases.trial_id(self.study, number), reason, value)
+        self.study.tell(number, state=TrialState.FAIL)
 
     def infos(self) -> list[dict[str, Any]]:
         """The run summaries of the COMPLETE claims."""

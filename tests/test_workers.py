@@ -26,7 +26,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runs.compare import main
-from runs.worker import ExperimentQueue as worker_queue
+from runs.worker import ExperimentQueue
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "phased", "random", "tpe", "gp",
@@ -251,7 +251,7 @@ def test_a_run_whose_rescuer_died_before_queueing_its_replacement_is_queued_agai
         [w] = _workers(storage, name, tmp_path, 1, kill_at=kill_at)
         output = w.communicate(timeout=300)[0]
         assert w.returncode == -signal.SIGKILL, output
-    queue = worker_queue(storage, name)
+    queue = ExperimentQueue(storage, name)
     taken = [t for t in queue.study.trials if t.state == TrialState.FAIL]
     assert len(taken) == 1 and not any(t.user_attrs.get("replaces") == taken[0].number for t in queue.study.trials)
     [w] = _workers(storage, name, tmp_path, 1)
@@ -268,7 +268,7 @@ def test_a_run_queued_twice_runs_once_and_a_larger_budget_is_not_a_duplicate(tmp
     later one (FAIL, ``redundant``; not a failed run). A claim for a larger budget than a completed one runs."""
     from env import leases
 
-    queue = worker_queue(f"journal:{tmp_path / 'q.journal'}", "twice")
+    queue = ExperimentQueue(f"journal:{tmp_path / 'q.journal'}", "twice")
     queue.submit({"name": "twice", "budget": 5, "instances": []}, [("a", "random", 0, 1)])
     [first] = queue.study.trials
     leases.requeue(queue.study, first)  # a second claim of the same run while the first waits
