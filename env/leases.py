@@ -22,8 +22,8 @@ a stale trial (again an atomic transition: exactly one caller succeeds) enqueues
 one replacement with the same attributes: no work is lost and none is done twice.
 Failing and queueing are two writes; a process killed between them leaves a
 failed item with no replacement: the run queue (``runs.worker``) finds such a
-run claim and queues it again; such a slot stays lost (the run ends one
-evaluation short: docs/RUNS.md).
+run claim and queues it again, and a lane of a shared run that finds it drained
+below its budget queues the missing slots again (``policies.base.run_lane``).
 A worker that was merely slow and finds its trial failed stops that work
 (:class:`LeaseLost`): its replacement is someone else's now.
 """

@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 from env import leases
 from env.objective import BudgetExhausted, Candidate, Objective
 from env.records import TrialRecord, params_key
+from env.store import TrialStore
 
 SEARCHERS: dict[str, type["Searcher"]] = {}
 """Registered searchers by name (filled by the modules imported in ``policies/__init__``)."""
@@ -161,7 +162,8 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
     slot queued again, as is the slot of an evaluation that raised or of a
     configuration another lane is evaluating at that moment. The lane
     waits while other workers' evaluations are in flight (one of them may die and
-    its slot come back), and takes back the slots of dead workers itself.
+    its slot come back), and takes back the slots of dead workers itself. A run
+    found drained below its budget (a slot lost with its rescuer) is topped up.
     Returns the number of real evaluations this lane made.
     """
     store = objective.store
@@ -175,13 +177,19 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
         counts = store.slots()
         if counts["waiting"] == 0:
             if counts["running"] == 0:
-                break
+                if not _top_up(store, objective.budget):
+                    break
+                continue
             time.sleep(poll_s)
             continue
         with threadpool_limits(limits=BLAS_THREADS):
             trial = searcher.ask_parallel(study, objective, seed)
         if "slot" not in trial.user_attrs:  # another lane took the last slot between the count and the ask
             trial.set_user_attr("no_slot", True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        if _surplus(store, trial, objective.budget):  # two lanes topped up a drained run at once
+            trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
             continue
         lease.hold(study, trial.number)
@@ -208,6 +216,32 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
         made += new
         streak = 0 if new else streak + 1
     return made
+
+
+def _top_up(store: TrialStore, budget: int) -> bool:
+    """Queue the evaluations a drained run (no slot waiting or in flight) still lacks; True when it queued any.
+
+    A shared run lacks evaluations only when a process was killed between failing a dead worker's slot and
+    queueing its replacement (``env.leases``). Lanes that drain at once each top up; :func:`_surplus` then drops
+    the extra slots, so the run still ends with exactly ``budget`` evaluations.
+    """
+    store.refresh()
+    missing = budget - store.slots()["spent"]
+    for _ in range(missing):
+        leases.enqueue(store.study, {"slot": True})
+    return missing > 0
+
+
+def _surplus(store: TrialStore, trial: optuna.trial.Trial, budget: int) -> bool:
+    """Whether the budget is covered without ``trial``'s slot: the spent evaluations plus the slots queued before
+    it that are waiting or in flight reach ``budget`` (later slots count this one when they are taken).
+
+    The slots are read before the spent evaluations, so a slot that completes in between counts twice: a wrong
+    drop, which the next :func:`_top_up` repairs, never a wrong evaluation."""
+    earlier = sum(other.number < trial.number and "slot" in other.user_attrs for other in
+                  store.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+    store.refresh()
+    return store.slots()["spent"] + earlier >= budget
 
 
 def _collides(study: optuna.Study, trial: optuna.trial.Trial) -> bool:

@@ -25,6 +25,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from env.store import open_storage
 from runs.compare import main
 from runs.worker import ExperimentQueue
 
@@ -261,6 +262,42 @@ def test_a_run_whose_rescuer_died_before_queueing_its_replacement_is_queued_agai
     assert main(["--storage", storage, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path / "report")]) == 0
     rows = _trials(tmp_path / "report" / name)
     assert sorted((r[1], r[2]) for r in rows) == [(seed, i) for seed in (0, 1) for i in range(4)]
+
+
+@pytest.mark.parametrize("queued_by_hand", [0, 2])
+def test_a_shared_run_whose_slot_rescuer_died_before_queueing_its_replacement_still_spends_its_budget(
+        tmp_path, queued_by_hand):
+    """The same crash inside a shared run (``--lanes``): a worker dies holding an evaluation slot, the worker that
+    takes the slot back dies between failing it and queueing its replacement. The run used to end one evaluation
+    short; a lane that finds the run drained below its budget now tops it up (``policies.base.run_lane``).
+    ``queued_by_hand=2``: the replacement plus one slot too many (as two lanes topping up at once would queue):
+    the surplus slot is dropped, never evaluated."""
+    from env import leases
+
+    storage, name, budget = f"journal:{tmp_path / 'q.journal'}", "slot-orphan", 5
+    setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "tpe", "--seeds", "1",
+             "--budget", str(budget), "--lanes", "2"]
+    assert main([*setup, "--storage", storage, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
+    # the first worker dies holding a slot; its rescuer takes back the lane claim (1), then the slot (2), and dies
+    for kill_at in ("evaluated:2", "taken-back:2"):
+        [w] = _workers(storage, name, tmp_path, 1, kill_at=kill_at)
+        output = w.communicate(timeout=300)[0]
+        assert w.returncode == -signal.SIGKILL, output
+    study = optuna.load_study(study_name=f"{name}/synthetic-small/tpe/seed0", storage=open_storage(storage))
+    orphans = [t for t in study.trials if t.state == TrialState.FAIL and "slot" in t.user_attrs
+               and not any(o.user_attrs.get("replaces") == t.number for o in study.trials)]
+    assert len(orphans) == 1, "the rescuer did not die between failing the slot and queueing its replacement"
+    for _ in range(queued_by_hand):
+        leases.enqueue(study, {"slot": True})
+    workers = _workers(storage, name, tmp_path, 2)
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert main(["--storage", storage, "--name", name, "--resume", "--jobs", "0", "--out", str(tmp_path / "report")]) == 0
+    rows = _trials(tmp_path / "report" / name)
+    assert sorted(r[2] for r in rows) == list(range(budget))
+    assert len({r[4] for r in rows}) == budget  # each configuration once
+    surplus = [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.user_attrs.get("surplus")]
+    assert len(surplus) == max(0, queued_by_hand - 1)
 
 
 def test_a_run_queued_twice_runs_once_and_a_larger_budget_is_not_a_duplicate(tmp_path):
