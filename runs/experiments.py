@@ -7,7 +7,8 @@
     python -m runs.experiments interactions --source runs/out/NAME  # analyse an existing comparison instead
 
 Each experiment runs its searches through ``runs.compare`` (in ``runs/out/<name>/search/``, resumable)
-or reads an existing comparison folder (``--source``), then answers per instance and over instances:
+or reads an existing comparison folder (``--source``; ``interactions`` keeps each instance's finished GP fit in
+``runs/out/<name>/interaction_fits/``, so it resumes too), then answers per instance and over instances:
 every aggregate carries a 95% bootstrap CI over instances (``runs.stats``), and an answer says "yes" or
 "no" only where that CI excludes zero; otherwise it says that the data cannot tell. Without ``--suite``
 the search is one instance (``--universe``, default split): then no answer is possible and the report
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
 import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -221,15 +223,58 @@ def _pair_strengths_one_thread(space: SearchSpace, records: Sequence[TrialRecord
         return _pair_strengths(space, records)
 
 
-def pair_strengths_by_instance(space: SearchSpace, records: dict[str, list[TrialRecord]],
-                               jobs: int = 1) -> dict[str, dict[tuple[str, str], float] | None]:
+def pair_strengths_by_instance(space: SearchSpace, records: dict[str, list[TrialRecord]], jobs: int = 1,
+                               cache: Path | None = None) -> dict[str, dict[tuple[str, str], float] | None]:
     """:func:`_pair_strengths` of every instance's trials, one BLAS thread each, on ``jobs`` processes (the GP fits
-    take minutes per instance on a full comparison; the result does not depend on ``jobs``)."""
-    if jobs <= 1 or len(records) <= 1:
-        return {instance: _pair_strengths_one_thread(space, recs) for instance, recs in records.items()}
+    take minutes per instance on a full comparison; the result does not depend on ``jobs``).
+
+    ``cache``: a folder holding one JSON file per finished instance, written as each fit ends and reused when the
+    instance's trials, space and fit settings are the same, so a stopped experiment resumes where it was."""
+    done = {instance: _cached_strengths(cache, instance, space, recs) for instance, recs in records.items()}
+    todo = [instance for instance, value in done.items() if value is _MISSING]
+    if jobs <= 1 or len(todo) <= 1:
+        for instance in todo:
+            done[instance] = _store_strengths(cache, instance, space, records[instance],
+                                              _pair_strengths_one_thread(space, records[instance]))
+        return done
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {instance: pool.submit(_pair_strengths_one_thread, space, recs) for instance, recs in records.items()}
-        return {instance: future.result() for instance, future in futures.items()}
+        futures = {pool.submit(_pair_strengths_one_thread, space, records[instance]): instance for instance in todo}
+        for future in as_completed(futures):
+            instance = futures[future]
+            done[instance] = _store_strengths(cache, instance, space, records[instance], future.result())
+    return done
+
+
+_MISSING = object()
+
+
+def _strengths_key(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
+    """Fingerprint of one instance's interaction fit: its trials (configuration, score), the space and the settings."""
+    text = json.dumps([space.name, MIN_FINITE_FOR_SURROGATE, MAX_TRIALS_FOR_SURROGATE,
+                       sorted(json.dumps([r.params, repr(r.score)], sort_keys=True) for r in records)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_strengths(cache: Path | None, instance: str, space: SearchSpace, records: Sequence[TrialRecord]) -> Any:
+    path = cache / f"{instance}.json" if cache is not None else None
+    if path is None or not path.exists():
+        return _MISSING
+    stored = json.loads(path.read_text())
+    if stored.get("key") != _strengths_key(space, records):
+        return _MISSING
+    pairs = stored["pairs"]
+    return None if pairs is None else {(a, b): float(h) for a, b, h in pairs}
+
+
+def _store_strengths(cache: Path | None, instance: str, space: SearchSpace, records: Sequence[TrialRecord],
+                     strengths: dict[tuple[str, str], float] | None) -> dict[tuple[str, str], float] | None:
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        pairs = None if strengths is None else [[a, b, h] for (a, b), h in strengths.items()]
+        tmp = cache / f".{instance}.json.tmp"
+        tmp.write_text(json.dumps({"key": _strengths_key(space, records), "pairs": pairs}))
+        tmp.replace(cache / f"{instance}.json")
+    return strengths
 
 
 def interactions(args: argparse.Namespace, folder: Path) -> None:
@@ -245,7 +290,7 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
             + " | H^2 bull x bear r2 | strongest pair (H^2) |", "|---" * (len(joint) + 4) + "|"]
     pooled = {instance: [r for seeds in seeds_by.values() for recs in seeds.values() for r in recs]
               for instance, seeds_by in sorted(runs.items())}
-    all_strengths = pair_strengths_by_instance(space, pooled, jobs=args.jobs)
+    all_strengths = pair_strengths_by_instance(space, pooled, jobs=args.jobs, cache=folder / "interaction_fits")
     for instance, seeds_by in sorted(runs.items()):
         winners = _winners(seeds_by)
         phased = [w.score for w in winners.get("phased", {}).values()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -178,8 +178,9 @@ def test_survivorship_experiment_rescores_the_survivors_winners_point_in_time(tm
     assert "the data cannot tell" in report  # one instance: no claim
 
 
-def test_interaction_strengths_are_the_same_on_one_process_and_on_two():
-    """``--jobs 2`` fits the instances' interaction GPs in parallel, each on one BLAS thread: same H^2 values."""
+def test_interaction_strengths_are_the_same_on_one_process_and_on_two_and_after_a_resume(tmp_path, monkeypatch):
+    """``--jobs 2`` fits the instances' interaction GPs in parallel, each on one BLAS thread: same H^2 values; the
+    fits already made are read back from the experiment folder."""
     import runs.experiments as experiments
     from env.records import TrialRecord
     from strategy.space import SearchSpace
@@ -193,9 +194,18 @@ def test_interaction_strengths_are_the_same_on_one_process_and_on_two():
                                      score=float(np.sin(3 * u[0]) * u[1] + u[2]) if i % 6 else -math.inf)
                          for i, (p, u) in enumerate((p, space.encode(p)) for p in points)]
     serial = experiments.pair_strengths_by_instance(space, records, jobs=1)
-    parallel = experiments.pair_strengths_by_instance(space, records, jobs=2)
+    parallel = experiments.pair_strengths_by_instance(space, records, jobs=2, cache=tmp_path)
     assert set(serial) == {"a", "b"} and serial["a"] and serial == parallel
     assert serial["a"] != serial["b"]  # each instance its own fit
+
+    # a stopped experiment resumes: finished instances come from the cache, an instance whose trials changed is refit
+    fitted = []
+    real = experiments._pair_strengths_one_thread
+    monkeypatch.setattr(experiments, "_pair_strengths_one_thread", lambda sp, recs: fitted.append(recs) or real(sp, recs))
+    assert experiments.pair_strengths_by_instance(space, records, jobs=1, cache=tmp_path) == serial and not fitted
+    records["b"][1] = replace(records["b"][1], score=records["b"][1].score + 1.0)
+    again = experiments.pair_strengths_by_instance(space, records, jobs=1, cache=tmp_path)
+    assert fitted == [records["b"]] and again["a"] == serial["a"] and again["b"] != serial["b"]
 
 
 def test_a_generalization_verdict_needs_the_family_wise_p_as_well_as_the_ci():
