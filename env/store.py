@@ -32,13 +32,13 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from env import faults, leases
 from env.records import TSV_FIXED, TrialRecord, params_key
@@ -154,24 +154,29 @@ class TrialStore:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)
 
-    def _load_records(self) -> list[TrialRecord]:
-        trials = []
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if "duplicate_of" in trial.user_attrs:
+    def _counted(self, trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
+        """The evaluations that count among ``trials``: completed, not a free duplicate, and the first completed
+        record of its configuration (a later one can only be the write of a worker frozen between its lease check
+        and its write, landing after its run was taken back and redone), in completion order."""
+        complete = []
+        for trial in trials:
+            if trial.state != TrialState.COMPLETE or "duplicate_of" in trial.user_attrs:
                 continue
             if "record" not in trial.user_attrs:
                 raise StoreError(f"trial {trial.number} of {self.study.study_name!r} has no gemsearch record")
-            trials.append(trial)
-        # the first completed record of a configuration counts; a later one can only be the write of a worker
-        # frozen between its lease check and its write, landing after its run was taken back and redone
-        trials.sort(key=lambda t: (t.datetime_complete, t.number))
+            complete.append(trial)
+        complete.sort(key=lambda t: (t.datetime_complete, t.number))
         records, seen = [], set()
-        for trial in trials:
+        for trial in complete:
             record = TrialRecord.from_json(trial.user_attrs["record"])
             key = params_key(record.params)
             if key not in seen:
                 seen.add(key)
                 records.append(record)
+        return records
+
+    def _load_records(self) -> list[TrialRecord]:
+        records = self._counted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         if self.shared:  # workers' own counts overlap: number the evaluations in the order they completed
             records = [dataclasses.replace(record, eval_index=k) for k, record in enumerate(records)]
         records.sort(key=lambda r: r.eval_index)
@@ -256,19 +261,24 @@ class TrialStore:
         return self.records
 
     # ------------------------------------------------------------------ evaluation slots (shared runs)
-    def slots(self) -> dict[str, int]:
-        """Counts of this run's evaluation slots: ``waiting``, ``running`` (in flight), and ``spent``
-        (the records as of the last load or :meth:`refresh`)."""
-        waiting = running = 0
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
-            if "slot" in trial.user_attrs:
-                waiting += trial.state == TrialState.WAITING
-                running += trial.state == TrialState.RUNNING
-        return {"waiting": waiting, "running": running, "spent": len(self._records)}
+    def slots(self, before: int | None = None) -> dict[str, int]:
+        """Counts of this run's evaluation slots, ``waiting`` and ``running`` (in flight; with ``before``, only the
+        slots numbered below it), and the ``spent`` evaluations, all from one read of the study."""
+        trials = self.study.get_trials(deepcopy=False)
+        live = [t for t in trials if "slot" in t.user_attrs and (before is None or t.number < before)]
+        return {"waiting": sum(t.state == TrialState.WAITING for t in live),
+                "running": sum(t.state == TrialState.RUNNING for t in live),
+                "spent": len(self._counted(trials))}
+
+    @property
+    def budget(self) -> int | None:
+        """The budget the run's slots were last queued for (:meth:`ensure_slots`); None before."""
+        budget = self.study.user_attrs.get("budget")
+        return None if budget is None else int(budget)
 
     def ensure_slots(self, budget: int) -> int:
         """Queue slots until spent + waiting + running slots equal ``budget`` (called by the one submitter); returns how many."""
-        self.refresh()
+        self.study.set_user_attr("budget", int(budget))
         counts = self.slots()
         missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
         for _ in range(max(0, missing)):

@@ -174,10 +174,13 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
     while streak < MAX_CONSECUTIVE_DUPLICATES:
         leases.reclaim(study)
         objective.refresh()
+        budget = store.budget or objective.budget
+        if objective.budget < budget:  # a later submit raised the budget: its lanes take the slots
+            break
         counts = store.slots()
         if counts["waiting"] == 0:
             if counts["running"] == 0:
-                if not _top_up(store, objective.budget):
+                if not _top_up(store, budget):
                     break
                 continue
             time.sleep(poll_s)
@@ -188,7 +191,7 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
             trial.set_user_attr("no_slot", True)
             study.tell(trial, state=TrialState.FAIL)
             continue
-        if _surplus(store, trial, objective.budget):  # two lanes topped up a drained run at once
+        if _surplus(store, trial, budget):  # two lanes topped up a drained run at once
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
             continue
@@ -222,11 +225,11 @@ def _top_up(store: TrialStore, budget: int) -> bool:
     """Queue the evaluations a drained run (no slot waiting or in flight) still lacks; True when it queued any.
 
     A shared run lacks evaluations only when a process was killed between failing a dead worker's slot and
-    queueing its replacement (``env.leases``). Lanes that drain at once each top up; :func:`_surplus` then drops
-    the extra slots, so the run still ends with exactly ``budget`` evaluations.
+    queueing its replacement (``env.leases``). Lanes that drain at once may each top up; :func:`_surplus` then
+    drops the extra slots, so the run still ends with exactly ``budget`` evaluations.
     """
-    store.refresh()
-    missing = budget - store.slots()["spent"]
+    counts = store.slots()
+    missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
     for _ in range(missing):
         leases.enqueue(store.study, {"slot": True})
     return missing > 0
@@ -234,14 +237,9 @@ def _top_up(store: TrialStore, budget: int) -> bool:
 
 def _surplus(store: TrialStore, trial: optuna.trial.Trial, budget: int) -> bool:
     """Whether the budget is covered without ``trial``'s slot: the spent evaluations plus the slots queued before
-    it that are waiting or in flight reach ``budget`` (later slots count this one when they are taken).
-
-    The slots are read before the spent evaluations, so a slot that completes in between counts twice: a wrong
-    drop, which the next :func:`_top_up` repairs, never a wrong evaluation."""
-    earlier = sum(other.number < trial.number and "slot" in other.user_attrs for other in
-                  store.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
-    store.refresh()
-    return store.slots()["spent"] + earlier >= budget
+    it that are waiting or in flight reach ``budget`` (later slots count this one when they are taken)."""
+    counts = store.slots(before=trial.number)
+    return counts["spent"] + counts["waiting"] + counts["running"] >= budget
 
 
 def _collides(study: optuna.Study, trial: optuna.trial.Trial) -> bool:

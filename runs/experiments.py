@@ -50,6 +50,9 @@ MAX_TRIALS_FOR_SURROGATE = 600
 An exact GP with 35 ARD length scales costs O(n^3) per optimiser step and O(n^2 d) memory for its gradient: on a
 comparison of 11 searchers x 2 seeds x 100 evaluations (about 1,500 finite trials per instance) the fits had not
 finished one instance in 14 minutes; the quick comparisons (at most 560 trials) are below the cap and unchanged."""
+INTERACTION_FIT_VERSION = 1
+"""Part of the key of the stored interaction fits (``interaction_fits/``): raise it whenever :func:`_pair_strengths`,
+:func:`h_statistic` or the GP surrogate change what they return, so no stored fit of the old code is reused."""
 
 
 # --------------------------------------------------------------------------- searches and shared helpers
@@ -249,21 +252,26 @@ _MISSING = object()
 
 
 def _strengths_key(space: SearchSpace, records: Sequence[TrialRecord]) -> str:
-    """Fingerprint of one instance's interaction fit: its trials (configuration, score), the space and the settings."""
-    text = json.dumps([space.name, MIN_FINITE_FOR_SURROGATE, MAX_TRIALS_FOR_SURROGATE,
-                       sorted(json.dumps([r.params, repr(r.score)], sort_keys=True) for r in records)])
+    """Fingerprint of one instance's interaction fit: its trials in order (configuration, score; the subset and the
+    background are drawn by position), the space's axes and the fit's settings and version."""
+    text = json.dumps([INTERACTION_FIT_VERSION, space.name, space.names, MIN_FINITE_FOR_SURROGATE,
+                       MAX_TRIALS_FOR_SURROGATE, [[r.params, repr(r.score)] for r in records]], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached_strengths(cache: Path | None, instance: str, space: SearchSpace, records: Sequence[TrialRecord]) -> Any:
+    """The stored fit of ``instance`` when its key matches; ``_MISSING`` when absent, stale or unreadable (refit)."""
     path = cache / f"{instance}.json" if cache is not None else None
     if path is None or not path.exists():
         return _MISSING
-    stored = json.loads(path.read_text())
-    if stored.get("key") != _strengths_key(space, records):
+    try:
+        stored = json.loads(path.read_text())
+        if stored["key"] != _strengths_key(space, records):
+            return _MISSING
+        pairs = stored["pairs"]
+        return None if pairs is None else {(a, b): float(h) for a, b, h in pairs}
+    except (ValueError, KeyError, TypeError):
         return _MISSING
-    pairs = stored["pairs"]
-    return None if pairs is None else {(a, b): float(h) for a, b, h in pairs}
 
 
 def _store_strengths(cache: Path | None, instance: str, space: SearchSpace, records: Sequence[TrialRecord],

@@ -206,6 +206,9 @@ def test_interaction_strengths_are_the_same_on_one_process_and_on_two_and_after_
     records["b"][1] = replace(records["b"][1], score=records["b"][1].score + 1.0)
     again = experiments.pair_strengths_by_instance(space, records, jobs=1, cache=tmp_path)
     assert fitted == [records["b"]] and again["a"] == serial["a"] and again["b"] != serial["b"]
+    (tmp_path / "a.json").write_text('{"key": "truncated')  # a file cut short: refit, not a crash
+    assert experiments.pair_strengths_by_instance(space, records, jobs=1, cache=tmp_path)["a"] == serial["a"]
+    assert len(fitted) == 2
 
 
 def test_a_generalization_verdict_needs_the_family_wise_p_as_well_as_the_ci():
