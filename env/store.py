@@ -277,8 +277,10 @@ class TrialStore:
         return None if budget is None else int(budget)
 
     def ensure_slots(self, budget: int) -> int:
-        """Queue slots until spent + waiting + running slots equal ``budget`` (called by the one submitter); returns how many."""
-        self.study.set_user_attr("budget", int(budget))
+        """Queue slots until spent + waiting + running slots equal ``budget``; returns how many. Called by the
+        submitter, and by a lane that finds the run drained (a slot lost with its rescuer: ``policies.base.run_lane``)."""
+        if self.budget != budget:
+            self.study.set_user_attr("budget", int(budget))
         counts = self.slots()
         missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
         for _ in range(max(0, missing)):

@@ -180,7 +180,7 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
         counts = store.slots()
         if counts["waiting"] == 0:
             if counts["running"] == 0:
-                if not _top_up(store, budget):
+                if not store.ensure_slots(budget):  # 0 unless a slot was lost with its rescuer (env.leases)
                     break
                 continue
             time.sleep(poll_s)
@@ -221,23 +221,10 @@ def run_lane(searcher: Searcher, objective: Objective, seed: int, lease: leases.
     return made
 
 
-def _top_up(store: TrialStore, budget: int) -> bool:
-    """Queue the evaluations a drained run (no slot waiting or in flight) still lacks; True when it queued any.
-
-    A shared run lacks evaluations only when a process was killed between failing a dead worker's slot and
-    queueing its replacement (``env.leases``). Lanes that drain at once may each top up; :func:`_surplus` then
-    drops the extra slots, so the run still ends with exactly ``budget`` evaluations.
-    """
-    counts = store.slots()
-    missing = budget - counts["spent"] - counts["waiting"] - counts["running"]
-    for _ in range(missing):
-        leases.enqueue(store.study, {"slot": True})
-    return missing > 0
-
-
 def _surplus(store: TrialStore, trial: optuna.trial.Trial, budget: int) -> bool:
     """Whether the budget is covered without ``trial``'s slot: the spent evaluations plus the slots queued before
-    it that are waiting or in flight reach ``budget`` (later slots count this one when they are taken)."""
+    it that are waiting or in flight reach ``budget`` (later slots count this one when they are taken): lanes that
+    found the run drained at once each topped it up (:meth:`TrialStore.ensure_slots`)."""
     counts = store.slots(before=trial.number)
     return counts["spent"] + counts["waiting"] + counts["running"] >= budget
 
