@@ -285,6 +285,17 @@ def _store_strengths(cache: Path | None, instance: str, space: SearchSpace, reco
     return strengths
 
 
+def median_lift(best: Sequence[float], phased: Sequence[float]) -> float:
+    """A searcher's median best over seeds minus the phased sweep's (raw score units; -inf = nothing feasible).
+
+    +inf where only the searcher found a feasible configuration, -inf where only the sweep did, NaN where neither
+    did or either did not run.
+    """
+    if not best or not phased:
+        return math.nan
+    return float(np.median(best)) - float(np.median(phased))
+
+
 def interactions(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["phased", "tpe", "gp"], args.space)
     space = SearchSpace(config["instances"][0]["space"])
@@ -301,13 +312,13 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
     all_strengths = pair_strengths_by_instance(space, pooled, jobs=args.jobs, cache=folder / "interaction_fits")
     for instance, seeds_by in sorted(runs.items()):
         winners = _winners(seeds_by)
-        phased = [w.score for w in winners.get("phased", {}).values()]
+        phased = [w.score if w is not None else -math.inf
+                  for w in (winners.get("phased", {}).get(seed) for seed in seeds_by.get("phased", {}))]
         base = float(np.median(phased)) if phased else math.nan
         cells = []
         for s in joint:
             mine = [winners.get(s, {}).get(seed) for seed in seeds_by.get(s, {})]
-            best = [w.score if w is not None else -math.inf for w in mine]
-            lift = float(np.median(best)) - base if best and math.isfinite(base) else math.nan
+            lift = median_lift([w.score if w is not None else -math.inf for w in mine], phased)
             lifts[s][instance] = lift
             n = normalised.get(instance)
             if n is not None and s in n.scores and "phased" in n.scores:
@@ -335,7 +346,9 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
     _write(folder, "Interactions: joint search vs the phased sweep",
            "Do joint-space searchers find configurations the phased one-at-a-time sweep cannot (the seed's headline "
            "number: the joint-space lift), and how strongly do the blocks interact (bull x bear r2_threshold)?",
-           _setup(config, space) + " Lift = a searcher's best minus the phased sweep's best on the same instance. H^2 = "
+           _setup(config, space) + " Lift = a searcher's best minus the phased sweep's best on the same instance (median "
+           "over seeds; inf where only the searcher found a feasible configuration, n/a where neither did; the raw "
+           "column aggregates the finite lifts, the normalised one every instance). H^2 = "
            "interaction share of each pair of core axes on a GP fitted to the instance's finite trials (a seeded subset of "
            f"{MAX_TRIALS_FOR_SURROGATE} where there are more; two-way ANOVA "
            "of the pair's partial dependence on a 7x7 grid, 48 background points).",

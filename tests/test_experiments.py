@@ -11,7 +11,7 @@ import pytest
 
 import policies  # noqa: F401  (registers the searchers)
 from data import DataError, load_universe, survivors
-from runs.experiments import h_statistic, main
+from runs.experiments import h_statistic, main, median_lift
 from strategy.space import SearchSpace
 from surrogate.gp import Prediction
 
@@ -36,6 +36,15 @@ def test_h_statistic_separates_additive_from_interacting_axes():
     product = _Function(space, lambda x: (x[:, i] - 0.5) * (x[:, j] - 0.5))
     assert h_statistic(additive, i, j, background) < 1e-6
     assert h_statistic(product, i, j, background) > 0.9
+
+
+def test_the_lift_over_the_phased_sweep_keeps_infeasible_runs_as_minus_infinity():
+    inf = math.inf
+    assert median_lift([0.5, 0.7, 0.9], [0.1, 0.2, 0.3]) == pytest.approx(0.5)
+    assert median_lift([0.2, 0.3, -inf], [-inf, -inf, -inf]) == inf  # only the searcher found a feasible one
+    assert median_lift([-inf, -inf, 0.1], [0.4, 0.4, 0.4]) == -inf  # only the sweep did
+    assert math.isnan(median_lift([-inf], [-inf]))  # neither did
+    assert math.isnan(median_lift([0.3], []))  # the sweep did not run
 
 
 def test_survivors_universe_keeps_only_tokens_listed_on_the_last_day():
