@@ -362,9 +362,10 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["random", "tpe", "gp"], "joint")
     space = SearchSpace("joint")
     diffs, matched, shares, rows = {}, {}, {axis: {} for axis in (*COMPONENTS, GATE)}, []
-    rows = ["| instance | best intact | best with a deletion | difference | size-matched difference (m trials) | "
-            "size-matched / in-sample range | top-10% share deleting (bull / bear / ranging / hmm) | random's share |",
-            "|---|---|---|---|---|---|---|---|"]
+    dropped: dict[str, tuple[str, ...]] = {}  # instance -> components the best deleting configuration switches off
+    rows = ["| instance | best intact | best with a deletion | it drops | difference | size-matched difference (m trials) "
+            "| size-matched / in-sample range | top-10% share deleting (bull / bear / ranging / hmm) | random's share |",
+            "|---|---|---|---|---|---|---|---|---|"]
     results, _ = compare.instance_results(config, runs, config["budget"])
     scales = stats.in_sample_scales(results, config["budget"])
     scaled: dict[str, float] = {}
@@ -381,6 +382,8 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
         best_cut = cut[0].score if cut else -math.inf
         diff = best_cut - best_intact if math.isfinite(best_intact) and math.isfinite(best_cut) else math.nan
         diffs[instance] = diff
+        if cut:
+            dropped[instance] = tuple(c for c in COMPONENTS if not cut[0].params[c])
         matched[instance], m = size_matched_difference([r.score for r in cut], [r.score for r in intact])
         if instance in scales and math.isfinite(matched[instance]):
             scaled[instance] = matched[instance] / scales[instance]
@@ -394,7 +397,8 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
                               for c in COMPONENTS)
         rand_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in rand])) if rand else math.nan, 2)
                                for c in COMPONENTS)
-        rows.append(f"| {instance} | {_fmt(best_intact)} | {_fmt(best_cut)} | {_fmt(diff)} | "
+        drops = ", ".join(_short(c) for c in dropped[instance]) if instance in dropped else "n/a"
+        rows.append(f"| {instance} | {_fmt(best_intact)} | {_fmt(best_cut)} | {drops} | {_fmt(diff)} | "
                     f"{_fmt(matched[instance])} ({m}) | {_fmt(scaled.get(instance, math.nan))} | {top_text} | "
                     f"{rand_text} |")
     agg = _aggregate(diffs, seed=4)
@@ -404,6 +408,12 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
     share_aggs = {axis: _aggregate(values, seed=5 + k) for k, (axis, values) in enumerate(shares.items())}
     s_rows = ["| component | top-10% share minus random's share: IQM [95% CI] |", "|---|---|"]
     s_rows += [f"| {axis}{' (using the gate)' if axis == GATE else ' (deleted)'} | {_ci(a)} |" for axis, a in share_aggs.items()]
+    wins = {i for i, d in scaled.items() if d > 0}
+    d_rows = ["| component | dropped by the best deleting configuration: instances | of those where it beats the intact "
+              "one (size-matched) |", "|---|---|---|"]
+    d_rows += [f"| {_short(c)} | {sum(c in d for d in dropped.values())} of {len(dropped)} | "
+               f"{sum(c in d for i, d in dropped.items() if i in wins)} of {len(wins & set(dropped))} |"
+               for c in COMPONENTS]
     answer = (f"Best configuration with at least one component deleted minus the best intact one: {_ci(agg)} over "
               f"instances (raw score units); the same with both sides at the same number of trials (size-matched): "
               f"{_ci(agg_matched)}, divided by each instance's in-sample range: {_ci(agg_scaled)}; deletion wins under "
@@ -422,11 +432,12 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
            ["## Over instances", "", f"Best deleted minus best intact (raw score units): {_ci(agg)}", "",
             f"Size-matched (expected best of m trials each; raw score units): {_ci(agg_matched)}", "",
             f"Size-matched, in in-sample ranges (the answer's): {_ci(agg_scaled)}", "",
-            *s_rows, "", "## Per instance", "", *rows], answer,
+            *s_rows, "", *d_rows, "", "## Per instance", "", *rows], answer,
            {"difference": {"per_instance": diffs, "aggregate": agg},
             "size_matched_difference": {"per_instance": matched, "aggregate": agg_matched},
             "size_matched_scaled": {"per_instance": scaled, "aggregate": agg_scaled, "scales": scales,
                                     "n_unscaled": unscaled}, "shares": share_aggs,
+            "dropped_by_best_deleting": {i: list(d) for i, d in dropped.items()},
             # kept for the single-instance report and its test: the best scores pooled over instances
             "best_intact": max((r.score for seeds_by in runs.values() for seeds in seeds_by.values()
                                 for recs in seeds.values() for r in recs
@@ -435,6 +446,11 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
                                  for recs in seeds.values() for r in recs
                                  if math.isfinite(r.score) and not all(r.params[c] for c in COMPONENTS)),
                                 default=-math.inf)})
+
+
+def _short(component: str) -> str:
+    """``switches.use_bear`` -> ``bear``."""
+    return component.removeprefix("switches.use_")
 
 
 def size_matched_difference(deleting: Sequence[float], intact: Sequence[float]) -> tuple[float, int]:

@@ -78,6 +78,14 @@ def test_deletion_experiment_writes_a_consistent_report(tmp_path):
         expected = None if raw[instance] is None else pytest.approx(raw[instance] / scale)
         assert scaled["per_instance"].get(instance) == expected
     assert "Size-matched, in in-sample ranges (the answer's)" in report
+    # the components the best deleting trial switches off, read back from its row of trials.tsv
+    switches = ("switches.use_bull", "switches.use_bear", "switches.use_ranging", "switches.use_hmm")
+    trials = [dict(zip(header, r.split("\t"))) for r in rows[1:]]
+    deleting = [t for t in trials if any(t[f"p.{c}"] == "False" for c in switches) and math.isfinite(float(t["score"]))]
+    best_deleting = max(deleting, key=lambda t: float(t["score"]))
+    (dropped,) = results["dropped_by_best_deleting"].values()
+    assert dropped == [c for c in switches if best_deleting[f"p.{c}"] == "False"] and dropped
+    assert "| it drops |" in report
 
 
 def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
