@@ -333,14 +333,26 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
                     f"{strongest.get(instance, 'n/a (too few finite trials)')} |")
     summary = {s: {"raw_lift": _aggregate(lifts[s], seed=1), "normalised_lift": _aggregate(norm_diff[s], seed=2)}
                for s in joint}
+    for s in joint:
+        summary[s]["normalised_lift"]["wilcoxon_p"] = stats.wilcoxon_p(
+            [v for v in norm_diff[s].values() if math.isfinite(v)])
+    for s, adjusted in zip(joint, stats.holm([summary[s]["normalised_lift"]["wilcoxon_p"] for s in joint])):
+        summary[s]["normalised_lift"]["wilcoxon_holm_p"] = adjusted
+
+    def verdict(s: str, yes: str, no: str) -> str:
+        lift = summary[s]["normalised_lift"]
+        return _answer_holm(lift, lift["iqm_ci"], lift["wilcoxon_holm_p"], yes, no)
+
     agg_h = _aggregate(key_h, seed=3)
-    s_rows = ["| searcher | lift over phased, raw score: IQM [95% CI] | lift, normalised: IQM [95% CI] | joint search "
-              "beats the phased sweep? |", "|---|---|---|---|"]
+    s_rows = ["| searcher | lift over phased, raw score: IQM [95% CI] | lift, normalised: IQM [95% CI] | Holm p | "
+              "joint search beats the phased sweep? |", "|---|---|---|---|---|"]
     for s in joint:
         s_rows.append(f"| {s} | {_ci(summary[s]['raw_lift'])} | {_ci(summary[s]['normalised_lift'])} | "
-                      f"{_answer(summary[s]['normalised_lift'], 'yes', 'no: the phased sweep is better')} |")
-    answers = "; ".join(f"{s}: {_answer(summary[s]['normalised_lift'], 'beats the phased sweep', 'loses to the phased sweep')}"
-                        for s in joint)
+                      f"{_fmt(summary[s]['normalised_lift']['wilcoxon_holm_p'])} | "
+                      f"{verdict(s, 'yes', 'no: the phased sweep is better')} |")
+    s_rows += ["", "Holm p: two-sided Wilcoxon signed-rank test of the per-instance normalised lifts, Holm-corrected over "
+               "the searchers; a yes or no needs the CI to exclude zero and this p below 0.05."]
+    answers = "; ".join(f"{s}: {verdict(s, 'beats the phased sweep', 'loses to the phased sweep')}" for s in joint)
     answer = (f"Joint search against the phased one-at-a-time sweep, per searcher: {answers}. The bull x bear "
               f"r2_threshold interaction share H^2 is {_ci(agg_h)} over instances (0 = additive).")
     _write(folder, "Interactions: joint search vs the phased sweep",
