@@ -150,6 +150,15 @@ def _answer(agg: dict[str, Any], yes: str, no: str, min_instances: int = 5) -> s
     return "the data cannot tell (the 95% CI includes zero)"
 
 
+def _add_wilcoxon_holm(aggregates: dict[str, dict[str, Any]], per_instance: dict[str, dict[str, float]]) -> None:
+    """Add ``wilcoxon_p`` (signed-rank test of each searcher's finite per-instance values against zero) and
+    ``wilcoxon_holm_p`` (Holm-corrected over the searchers of ``aggregates``) to each searcher's aggregate."""
+    for s, agg in aggregates.items():
+        agg["wilcoxon_p"] = stats.wilcoxon_p([v for v in per_instance[s].values() if math.isfinite(v)])
+    for agg, adjusted in zip(aggregates.values(), stats.holm([a["wilcoxon_p"] for a in aggregates.values()])):
+        agg["wilcoxon_holm_p"] = adjusted
+
+
 def _answer_holm(agg: dict[str, Any], ci: Sequence[float], holm_p: float | None, yes: str, no: str) -> str:
     """:func:`_answer` on ``ci``, and a yes or no only where the family-wise (Holm-corrected) p is below 0.05 too."""
     said = _answer({"iqm_ci": ci, "n_instances": agg["n_instances"]}, yes, no)
@@ -312,13 +321,17 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
     all_strengths = pair_strengths_by_instance(space, pooled, jobs=args.jobs, cache=folder / "interaction_fits")
     for instance, seeds_by in sorted(runs.items()):
         winners = _winners(seeds_by)
-        phased = [w.score if w is not None else -math.inf
-                  for w in (winners.get("phased", {}).get(seed) for seed in seeds_by.get("phased", {}))]
+
+        def best_of_each_seed(searcher: str) -> list[float]:
+            """The searcher's best score in each of its runs on this instance (-inf: nothing feasible)."""
+            mine = winners.get(searcher, {})
+            return [mine[seed].score if seed in mine else -math.inf for seed in seeds_by.get(searcher, {})]
+
+        phased = best_of_each_seed("phased")
         base = float(np.median(phased)) if phased else math.nan
         cells = []
         for s in joint:
-            mine = [winners.get(s, {}).get(seed) for seed in seeds_by.get(s, {})]
-            lift = median_lift([w.score if w is not None else -math.inf for w in mine], phased)
+            lift = median_lift(best_of_each_seed(s), phased)
             lifts[s][instance] = lift
             n = normalised.get(instance)
             if n is not None and s in n.scores and "phased" in n.scores:
@@ -333,11 +346,7 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
                     f"{strongest.get(instance, 'n/a (too few finite trials)')} |")
     summary = {s: {"raw_lift": _aggregate(lifts[s], seed=1), "normalised_lift": _aggregate(norm_diff[s], seed=2)}
                for s in joint}
-    for s in joint:
-        summary[s]["normalised_lift"]["wilcoxon_p"] = stats.wilcoxon_p(
-            [v for v in norm_diff[s].values() if math.isfinite(v)])
-    for s, adjusted in zip(joint, stats.holm([summary[s]["normalised_lift"]["wilcoxon_p"] for s in joint])):
-        summary[s]["normalised_lift"]["wilcoxon_holm_p"] = adjusted
+    _add_wilcoxon_holm({s: summary[s]["normalised_lift"] for s in joint}, norm_diff)
 
     def verdict(s: str, yes: str, no: str) -> str:
         lift = summary[s]["normalised_lift"]
@@ -512,10 +521,7 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
     decay = stats.holdout_summary(results)
     per_instance_excess = rejection_excess(holdout)
     excess = {s: _aggregate(per, seed=11) for s, per in per_instance_excess.items()}
-    for s in excess:
-        excess[s]["wilcoxon_p"] = stats.wilcoxon_p([v for v in per_instance_excess[s].values() if math.isfinite(v)])
-    for s, adjusted in zip(excess, stats.holm([excess[s]["wilcoxon_p"] for s in excess])):
-        excess[s]["wilcoxon_holm_p"] = adjusted
+    _add_wilcoxon_holm(excess, per_instance_excess)
     s_rows = ["| searcher | winners | holdout - defaults' holdout: IQM [95% CI] | Holm p | holdout - in-sample: IQM "
               "[95% CI] | rejected on the holdout | rejected - defaults rejected: mean [95% CI] | Holm p |",
               "|---|---|---|---|---|---|---|---|"]
