@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gymnasium
 
-from env.objective import BudgetExhausted, Objective, Problem
+from env.objective import BudgetExhausted, Objective
 from env.records import TrialRecord
 from env.store import StoreError, TrialStore
 from env.tasks import SyntheticTask
@@ -19,4 +19,4 @@ ENV_ID = "gemsearch/GemSearch-v0"
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="env.gym_env:GemSearchEnv")
 
-__all__ = ["BudgetExhausted", "ENV_ID", "Objective", "Problem", "StoreError", "SyntheticTask", "TrialRecord", "TrialStore"]
+__all__ = ["BudgetExhausted", "ENV_ID", "Objective", "StoreError", "SyntheticTask", "TrialRecord", "TrialStore"]

@@ -15,7 +15,7 @@
   and a wasted step (cache hit) a tiny one, so rewards are always finite.
 * **Episode**: ends (terminated) when the real-evaluation budget is spent, and is
   truncated after ``4 x budget`` steps.
-* **Edit design options** (``policies.train_ppo --design edit``, the ``ppo-edit`` searcher): ``planning``
+* **Edit design options** (``learn.train_ppo --design edit``, the ``ppo-edit`` searcher): ``planning``
   (free surrogate queries between real evaluations), ``reward="improvement"`` (decrease of the
   normalised regret, :func:`regret_scale`), ``permute_axes`` (per-episode axis permutation), ``explore`` (a
   fresh-point action); see the class.
@@ -44,7 +44,8 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.stats import qmc
 from scipy.special import ndtr
 
-from env.objective import Objective, Problem
+from env.objective import Objective
+from instances.problem import Problem
 from env.tasks import SyntheticTask
 from strategy.space import SearchSpace
 
@@ -71,7 +72,7 @@ def _from_factory(factory: Callable[[], Objective], seed: int | None) -> Objecti
 class GemSearchEnv(gym.Env):
     """Parameter search as an MDP over the joint space (see the module docstring).
 
-    Options of the edit design (``policies.train_ppo --design edit``; defaults keep the seed's env):
+    Options of the edit design (``learn.train_ppo --design edit``; defaults keep the seed's env):
 
     * ``planning = P > 0``: the seed's planning step. The action gains a third component,
       ``0`` = *ask the surrogate* (free: the edited configuration becomes the current one and a

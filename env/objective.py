@@ -21,69 +21,20 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
 
-from data import Candles, DataError, load_universe
-from harness import DEFAULT_SPLIT, EvalResult, Split, evaluate
 from env import faults
 from env.records import TrialRecord, params_key
 from env.store import TrialStore
-from instances import Instance
-from strategy import STRATEGIES, Strategy
+from instances.problem import Problem
 from strategy.ensemble import EnsembleParams
-from strategy.space import SearchSpace
 
 
 class BudgetExhausted(RuntimeError):
     """The run's real-evaluation budget is spent."""
-
-
-@dataclass
-class Problem:
-    """What is optimised: the search-window candles, the strategy, the search space, the split.
-
-    ``candles`` is sealed at the split's search end on construction
-    (:meth:`~data.candles.Candles.sealed`: no later day, no later listing, no metadata that
-    regenerates the future): nothing reachable from a ``Problem`` holds holdout data.
-    ``instance`` names the problem instance (records and reports).
-    """
-
-    candles: Candles
-    space: SearchSpace = field(default_factory=SearchSpace)
-    strategy: Strategy = field(default_factory=lambda: STRATEGIES["ensemble"])
-    split: Split = DEFAULT_SPLIT
-    instance: str = ""
-
-    def __post_init__(self) -> None:
-        self.candles = self.candles.sealed(self.split.search_end, name=self.instance or None)
-
-    @classmethod
-    def from_instance(cls, instance: Instance, space: SearchSpace | None = None) -> "Problem":
-        """The instance's problem (``space`` overrides its named space, e.g. with another base)."""
-        return cls(instance.search_candles(), space or SearchSpace(instance.space), STRATEGIES[instance.strategy],
-                   instance.split, instance.id)
-
-    @classmethod
-    def from_universe(cls, universe: str = "synthetic", seed: int = 0, space: str = "joint") -> "Problem":
-        """The default instance on ``universe`` (the seed's protocol: search 2021-2025)."""
-        return cls.from_instance(Instance.default(universe, seed=seed, space=space))
-
-    def evaluate(self, params: EnsembleParams) -> EvalResult:
-        """One real harness evaluation (base + stress) on the search window.
-
-        ``DataError`` when the candles are too extreme for the frozen harness to
-        score (it annualises with Python floats, which overflow on a price path
-        that gains e.g. 1e10-fold in days: a bad tick, not a market).
-        """
-        try:
-            return evaluate(params, self.candles, self.strategy.fit_fn, self.strategy.portfolio_fn, split=self.split)
-        except OverflowError as exc:
-            raise DataError(f"{self.candles.name}: the harness cannot score these candles: annualising their "
-                            f"returns overflows ({exc}); check the data for bad ticks") from exc
 
 
 Candidate = EnsembleParams | Mapping[str, Any] | Sequence[float] | np.ndarray

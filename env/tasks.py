@@ -6,7 +6,7 @@ bear ``r2_threshold`` in particular), and a hard-rejection region scored ``-inf`
 — at microseconds per evaluation. Each ``seed`` draws another task of the same
 family, which makes it (a) a fixture with a known answer for searcher tests and
 (b) a task distribution for meta-training search policies without spending real
-evaluations. It implements the :class:`~env.objective.Problem` interface
+evaluations. It implements the :class:`~instances.problem.Problem` interface
 (``space`` and ``evaluate(params)``).
 """
 

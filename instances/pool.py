@@ -12,7 +12,7 @@ the space's defaults (the users' Loop 3 starting point). The pool answers three 
 
 The same points scored on each instance's holdout (``<suite>.holdout-pool.parquet``, built by the run drivers'
 tooling, ``python -m runs.instances --suite S --holdout-pool``; never read by a searcher) place a winner's holdout
-score among random configurations' (``runs.stats.pool_rank``), one scale on every instance.
+score among random configurations' (``stats.pool_rank``), one scale on every instance.
 
 Rows are stored beside the suite file (``<suite>.pool.parquet``), one per (instance, configuration),
 with the instance's fingerprint and the contract id that produced them: a row is reused only when both
@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from env.objective import Problem
 from harness import EvalResult, evaluate_holdout
 from harness.contract import REJECT_ANNUALIZED_BELOW
 from harness.integrity import contract_id
 from instances.instance import Instance
+from instances.problem import Problem
 from strategy.diskcache import no_writes
 from strategy.space import SearchSpace
 

@@ -18,8 +18,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Sequence
 
-from env.objective import Problem
 from instances.instance import Instance
+from instances.problem import Problem
 from strategy.diskcache import cache_dir
 from strategy.space import SearchSpace
 

@@ -1,6 +1,6 @@
 """``sobol``: a scrambled Sobol sequence over the unit cube, snapped to the space — quasi-random search.
 
-A space-filling design and a searcher at once: the emulator datasets (``surrogate.emulator build``) are
+A space-filling design and a searcher at once: the emulator datasets (``runs.emulator build``) are
 ``sobol`` runs of 2,000 evaluations per instance, queued and stored like any comparison run; in a
 comparison it is the "quasi-random search" row beside ``random``.
 """

@@ -8,7 +8,7 @@ first rollout alone (``n_steps=2048``) is ten times the budget, and an edit poli
 learned from scratch has no notion of where good configurations are. So the learning
 happens *before* the run and the policy's job is made small:
 
-1. **Meta-training on cheap tasks** (:mod:`policies.train_ppo`): episodes are searches on the
+1. **Meta-training on cheap tasks** (:mod:`learn.train_ppo`): episodes are searches on the
    emulators of real problem instances (``--tasks emulated --split ...``: a fitted model of the
    real harness per instance, randomised per episode), or on :class:`~env.tasks.SyntheticTask`
    draws (``--tasks synthetic``), with budgets of 20-100. No real evaluation is spent; the step
@@ -36,7 +36,7 @@ weaker than :mod:`surrogate.gp`'s ARD GP, which is where it is expected to lose 
 well-tuned GP-BO on high-dimensional real objectives (see ``docs/PPO.md`` for numbers).
 
 Default policy: :data:`DEFAULT_POLICY`, chosen among the committed candidate policies on the
-validation instances of its split (``python -m policies.ablation --validate``; docs/PPO.md). It was
+validation instances of its split (``python -m learn.ablation --validate``; docs/PPO.md). It was
 meta-trained on the emulators of ``real-v1``'s Binance spot instances: a run on one of its training or
 validation instances is not a held-out result, so the searcher records the instance's role in
 ``stats["pretrain_role"]`` (``training`` / ``validation`` / ``test`` / ``unseen``) and warns on the first two.
@@ -57,7 +57,7 @@ Options: ``policy_path`` (default :data:`DEFAULT_POLICY`), ``greedy`` (default: 
 
 ``ppo-edit`` (:class:`PPOEditSearch`, below) is the other action design of issue 17: the design card's
 edit actions in :class:`~env.gym_env.GemSearchEnv` with free surrogate queries, meta-trained on emulated
-instances (``python -m policies.train_ppo --tasks emulated --design edit``).
+instances (``python -m learn.train_ppo --tasks emulated --design edit``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_POLICY = PRETRAINED / "ppo_candidates_binance.zip"
 """The ``ppo`` searcher's policy: the best of the committed candidate policies on the ``binance-to-bybit``
 validation instances (greedy 1.360 against 1.047 for the synthetic-trained 110k-step policy and 0.833 for the
-core-space one, budget 50, 3 seeds; ``python -m policies.ablation --validate --split binance-to-bybit``)."""
+core-space one, budget 50, 3 seeds; ``python -m learn.ablation --validate --split binance-to-bybit``)."""
 
 
 def committed_policies(design: str) -> dict[str, dict[str, Any]]:
@@ -131,18 +131,18 @@ def load_policy(path: Path, design: str, objective: Objective) -> tuple[Any, dic
     A missing policy or one trained for another observation shape is a clear error."""
     from stable_baselines3 import PPO
 
-    from policies.ablation import make_search_env
+    from policies.acting import make_search_env
 
     if not path.exists():
         raise FileNotFoundError(f"no pretrained {design} policy at {path}; train one with\n    python -m "
-                                f"policies.train_ppo --tasks emulated --split binance-to-bybit --design {design} --out {path}")
+                                f"learn.train_ppo --tasks emulated --split binance-to-bybit --design {design} --out {path}")
     model = PPO.load(path, device="cpu")
     meta_path = path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     env = make_search_env(design, objective, meta)
     if model.observation_space.shape != env.observation_space.shape:
         raise ValueError(f"{path}: observation shape {model.observation_space.shape} does not match this "
-                         f"version's {env.observation_space.shape}; retrain with python -m policies.train_ppo")
+                         f"version's {env.observation_space.shape}; retrain with python -m learn.train_ppo")
     return model, meta, env
 
 
@@ -181,7 +181,7 @@ def _steps(env: Any) -> int:
 
 
 def _policy_act(model: Any, greedy: bool) -> Callable[[np.ndarray, Any, np.random.Generator], Any]:
-    from policies.ablation import action_probabilities, choose
+    from policies.acting import action_probabilities, choose
 
     return lambda observation, env, rng: choose(action_probabilities(model, observation), greedy, rng)
 
@@ -251,7 +251,7 @@ class PPOSearch(LearnedSearch):
 
 @register("ppo-edit")
 class PPOEditSearch(LearnedSearch):
-    """The edit design (``policies.train_ppo --design edit``): the policy edits one axis of the current
+    """The edit design (``learn.train_ppo --design edit``): the policy edits one axis of the current
     configuration at a time in :class:`~env.gym_env.GemSearchEnv`, and decides at each step whether to ask the
     surrogate (a GP refitted on the real history; free, at most ``planning`` times in a row) or to spend a real
     evaluation. Zero-shot: meta-trained on emulated instances, no learning during the run.
@@ -272,7 +272,7 @@ class PPOEditSearch(LearnedSearch):
 
 class FixedRuleSearch(Searcher):
     """A learned searcher's environment driven by one of the ablation's fixed rules instead of the policy
-    (``policies.ablation.fixed_rules``): the real-harness counterpart of the ablation's "best fixed rule".
+    (``policies.acting.fixed_rules``): the real-harness counterpart of the ablation's "best fixed rule".
 
     The environment is built with the settings of the design's default policy (its ``.json``: planning, bins,
     fresh-point action), so the rule and the policy act on the same candidates or moves; the rule's random draws
@@ -285,7 +285,7 @@ class FixedRuleSearch(Searcher):
     policy: Path = DEFAULT_POLICY
 
     def search(self, objective: Objective, seed: int) -> None:
-        from policies.ablation import fixed_rules, make_search_env
+        from policies.acting import fixed_rules, make_search_env
 
         replay_if_edit(self.design, objective)
         meta = json.loads(self.policy.with_suffix(".json").read_text())

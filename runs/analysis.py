@@ -3,7 +3,7 @@
 A *run* is one searcher with one seed on one problem instance: its records in evaluation order.
 Curves are ``(budget,)`` arrays indexed by the number of real evaluations spent minus one; a run
 shorter than the budget carries its last value forward. Statistics over instances (normalised
-scores, confidence intervals, ranks, tests) are in :mod:`runs.stats`.
+scores, confidence intervals, ranks, tests) are in :mod:`stats`.
 
 Conventions (maximisation; ``-inf`` = hard rejection):
 

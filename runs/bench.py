@@ -36,7 +36,7 @@ random ``joint``-space points on four ``synthetic-small`` draws (scored 2021-202
 strategy cache holds at the end; bounded caches keep it flat.
 
 ``--envs N`` adds ``envs``: environment steps per second of the two meta-training environments
-(``policies.train_ppo.make_env``: ``candidates`` and ``edit``) on the ``binance-to-bybit`` training
+(``learn.train_ppo.make_env``: ``candidates`` and ``edit``) on the ``binance-to-bybit`` training
 instances (emulated, randomised per episode), ``N`` steps of seeded uniformly random actions each, resets
 included, one process, one BLAS/OpenMP thread: the environment's own cost, without PPO.
 
@@ -276,7 +276,7 @@ def bench_envs(steps: int) -> dict[str, Any]:
     """Steps per second of ``steps`` random actions in each meta-training environment (see the module docstring)."""
     from threadpoolctl import threadpool_limits
 
-    from policies.train_ppo import make_env
+    from learn.train_ppo import make_env
 
     out: dict[str, Any] = {"steps": steps, "tasks": "binance-to-bybit training instances (emulated)"}
     for design in ("candidates", "edit"):

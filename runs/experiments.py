@@ -9,7 +9,7 @@
 Each experiment runs its searches through ``runs.compare`` (in ``runs/out/<name>/search/``, resumable)
 or reads an existing comparison folder (``--source``; ``interactions`` keeps each instance's finished GP fit in
 ``runs/out/<name>/interaction_fits/``, so it resumes too), then answers per instance and over instances:
-every aggregate carries a 95% bootstrap CI over instances (``runs.stats``), and an answer says "yes" or
+every aggregate carries a 95% bootstrap CI over instances (``stats``), and an answer says "yes" or
 "no" only where that CI excludes zero; otherwise it says that the data cannot tell. Without ``--suite``
 the search is one instance (``--universe``, default split): then no answer is possible and the report
 says so. ``--quick``: with ``--suite``, its quick instances, 2 seeds, budget 40; without, synthetic-small,
@@ -33,10 +33,26 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import stats
 from data import survivors
 from env.records import TrialRecord
 from instances import Instance
-from runs import compare, stats
+from runs import compare
+from runs.execution import (
+    canonical,
+    config_instances,
+    instance_of,
+    problem_of,
+    specs_of,
+)
+from runs.report import fmt, holdout_rank_table, holdout_results_of
+from runs.results import (
+    Runs,
+    holdout_scores,
+    instance_results,
+    load_experiment,
+    score_value,
+)
 from strategy.space import SearchSpace
 from surrogate.gp import GPSurrogate
 
@@ -57,13 +73,13 @@ INTERACTION_FIT_VERSION = 1
 
 # --------------------------------------------------------------------------- searches and shared helpers
 def _search(args: argparse.Namespace, folder: Path, searchers: Sequence[str], space: str,
-            extra: Sequence[Instance] = ()) -> tuple[dict[str, Any], compare.Runs]:
+            extra: Sequence[Instance] = ()) -> tuple[dict[str, Any], Runs]:
     """Run (or resume) the experiment's comparison in ``folder/search``, or read ``--source``; config and runs.
 
     ``extra``: more instances to search beside the suite's (written to a suite file in ``folder``).
     """
     if args.source:
-        config, _, runs = compare.load_experiment(Path(args.source))
+        config, _, runs = load_experiment(Path(args.source))
         return config, runs
     argv = ["--budget", str(args.budget), "--seeds", str(args.seeds), "--searcher", *searchers, "--space", space,
             "--out", str(folder), "--name", "search", "--jobs", str(args.jobs)]
@@ -78,7 +94,7 @@ def _search(args: argparse.Namespace, folder: Path, searchers: Sequence[str], sp
     code = compare.main(argv)
     if code != 0:
         raise SystemExit(code)
-    config, _, runs = compare.load_experiment(folder / "search")
+    config, _, runs = load_experiment(folder / "search")
     return config, runs
 
 
@@ -123,10 +139,6 @@ def _winners(runs: dict[str, dict[int, list[TrialRecord]]]) -> dict[str, dict[in
     return out
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    return compare._fmt(value, digits)
-
-
 def _aggregate(values: dict[str, float], seed: int) -> dict[str, Any]:
     """IQM and mean over instances of one value per instance, with bootstrap CIs (instances resampled)."""
     finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
@@ -163,12 +175,12 @@ def _answer_holm(agg: dict[str, Any], ci: Sequence[float], holm_p: float | None,
     """:func:`_answer` on ``ci``, and a yes or no only where the family-wise (Holm-corrected) p is below 0.05 too."""
     said = _answer({"iqm_ci": ci, "n_instances": agg["n_instances"]}, yes, no)
     if said in (yes, no) and not (holm_p is not None and holm_p < 0.05):
-        return f"the data cannot tell (the CI excludes zero, but Holm p {_fmt(holm_p)} over the searchers)"
+        return f"the data cannot tell (the CI excludes zero, but Holm p {fmt(holm_p)} over the searchers)"
     return said
 
 
 def _ci(agg: dict[str, Any]) -> str:
-    return f"{_fmt(agg['iqm'])} [{_fmt(agg['iqm_ci'][0])}, {_fmt(agg['iqm_ci'][1])}] (n={agg['n_instances']})"
+    return f"{fmt(agg['iqm'])} [{fmt(agg['iqm_ci'][0])}, {fmt(agg['iqm_ci'][1])}] (n={agg['n_instances']})"
 
 
 def _write(folder: Path, title: str, question: str, setup: str, tables: Sequence[str], answer: str,
@@ -308,7 +320,7 @@ def median_lift(best: Sequence[float], phased: Sequence[float]) -> float:
 def interactions(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["phased", "tpe", "gp"], args.space)
     space = SearchSpace(config["instances"][0]["space"])
-    results, _ = compare.instance_results(config, runs, config["budget"])
+    results, _ = instance_results(config, runs, config["budget"])
     normalised = {n.instance: n for n in stats.normalise_all(results, [config["budget"]]) if not n.excluded}
     joint = [s for s in config["searchers"] if s != "phased"]
     lifts: dict[str, dict[str, float]] = {s: {} for s in joint}
@@ -336,13 +348,13 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
             n = normalised.get(instance)
             if n is not None and s in n.scores and "phased" in n.scores:
                 norm_diff[s][instance] = float(n.at(s, config["budget"]).mean() - n.at("phased", config["budget"]).mean())
-            cells.append(_fmt(lift))
+            cells.append(fmt(lift))
         strengths = all_strengths[instance]
         if strengths:
             key_h[instance] = strengths.get(KEY_PAIR, math.nan)
             top = max(strengths.items(), key=lambda kv: kv[1])
             strongest[instance] = f"{top[0][0]} x {top[0][1]} ({top[1]:.2f})"
-        rows.append(f"| {instance} | {_fmt(base)} | " + " | ".join(cells) + f" | {_fmt(key_h.get(instance))} | "
+        rows.append(f"| {instance} | {fmt(base)} | " + " | ".join(cells) + f" | {fmt(key_h.get(instance))} | "
                     f"{strongest.get(instance, 'n/a (too few finite trials)')} |")
     summary = {s: {"raw_lift": _aggregate(lifts[s], seed=1), "normalised_lift": _aggregate(norm_diff[s], seed=2)}
                for s in joint}
@@ -357,7 +369,7 @@ def interactions(args: argparse.Namespace, folder: Path) -> None:
               "joint search beats the phased sweep? |", "|---|---|---|---|---|"]
     for s in joint:
         s_rows.append(f"| {s} | {_ci(summary[s]['raw_lift'])} | {_ci(summary[s]['normalised_lift'])} | "
-                      f"{_fmt(summary[s]['normalised_lift']['wilcoxon_holm_p'])} | "
+                      f"{fmt(summary[s]['normalised_lift']['wilcoxon_holm_p'])} | "
                       f"{verdict(s, 'yes', 'no: the phased sweep is better')} |")
     s_rows += ["", "Holm p: two-sided Wilcoxon signed-rank test of the per-instance normalised lifts, Holm-corrected over "
                "the searchers; a yes or no needs the CI to exclude zero and this p below 0.05."]
@@ -387,7 +399,7 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
     rows = ["| instance | best intact | best with a deletion | it drops | difference | size-matched difference (m trials) "
             "| size-matched / in-sample range | top-10% share deleting (bull / bear / ranging / hmm) | random's share |",
             "|---|---|---|---|---|---|---|---|---|"]
-    results, _ = compare.instance_results(config, runs, config["budget"])
+    results, _ = instance_results(config, runs, config["budget"])
     scales = stats.in_sample_scales(results, config["budget"])
     scaled: dict[str, float] = {}
 
@@ -414,13 +426,13 @@ def deletion(args: argparse.Namespace, folder: Path) -> None:
             top_share = float(np.mean([deletes(r, axis) for r in top])) if top else math.nan
             rand_share = float(np.mean([deletes(r, axis) for r in rand])) if rand else math.nan
             shares[axis][instance] = top_share - rand_share if rand else math.nan
-        top_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in top])) if top else math.nan, 2)
+        top_text = " / ".join(fmt(float(np.mean([deletes(r, c) for r in top])) if top else math.nan, 2)
                               for c in COMPONENTS)
-        rand_text = " / ".join(_fmt(float(np.mean([deletes(r, c) for r in rand])) if rand else math.nan, 2)
+        rand_text = " / ".join(fmt(float(np.mean([deletes(r, c) for r in rand])) if rand else math.nan, 2)
                                for c in COMPONENTS)
         drops = ", ".join(_short(c) for c in dropped[instance]) if instance in dropped else "n/a"
-        rows.append(f"| {instance} | {_fmt(best_intact)} | {_fmt(best_cut)} | {drops} | {_fmt(diff)} | "
-                    f"{_fmt(matched[instance])} ({m}) | {_fmt(scaled.get(instance, math.nan))} | {top_text} | "
+        rows.append(f"| {instance} | {fmt(best_intact)} | {fmt(best_cut)} | {drops} | {fmt(diff)} | "
+                    f"{fmt(matched[instance])} ({m}) | {fmt(scaled.get(instance, math.nan))} | {top_text} | "
                     f"{rand_text} |")
     agg = _aggregate(diffs, seed=4)
     agg_matched = _aggregate(matched, seed=11)
@@ -480,7 +492,7 @@ def size_matched_difference(deleting: Sequence[float], intact: Sequence[float]) 
     Scores are finite (``-inf`` left out by the caller). The raw "best deleting minus best intact" favours the
     larger set: a uniform joint sample deletes at least one of four components in about 94% of its trials, and the
     maximum of many draws exceeds the maximum of few from the same distribution. Here each side is the expected
-    best of ``m`` of its trials drawn without replacement (``runs.stats.expected_best_of_subset``; the smaller
+    best of ``m`` of its trials drawn without replacement (``stats.expected_best_of_subset``; the smaller
     side's is its own best). Returns ``(difference, m)``;
     ``(nan, 0)`` when either set is empty.
     """
@@ -495,14 +507,14 @@ def rejection_excess(holdout: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     """``{searcher: {instance: share of its winners rejected (-inf) on the holdout minus 1 if the defaults are
     rejected there, else 0}}``: paired by instance, so the instances where everything is rejected cancel out.
 
-    ``holdout`` is ``runs.compare.holdout_scores``' mapping; winners or defaults not scored are left out."""
+    ``holdout`` is ``runs.holdout_scores``' mapping; winners or defaults not scored are left out."""
     excess: dict[str, dict[str, float]] = {}
     for instance, h in sorted(holdout.items()):
-        default = compare._score(h["defaults"]["score"])
+        default = score_value(h["defaults"]["score"])
         if math.isnan(default):
             continue
         for searcher, seeds in h["winners"].items():
-            scored = [compare._score(w.get("score")) for w in seeds.values()]
+            scored = [score_value(w.get("score")) for w in seeds.values()]
             scored = [x for x in scored if not math.isnan(x)]
             if scored:
                 excess.setdefault(searcher, {})[instance] = (float(np.mean([x == -math.inf for x in scored]))
@@ -513,11 +525,11 @@ def rejection_excess(holdout: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
 def generalization(args: argparse.Namespace, folder: Path) -> None:
     config, runs = _search(args, folder, args.searchers or ["phased", "random", "tpe", "gp"], args.space)
     source = Path(args.source) if args.source else folder / "search"
-    specs = compare.specs_of(config, config["storage"], source)
-    holdout = compare.holdout_scores(specs, runs, folder / "holdout.json")
+    specs = specs_of(config, config["storage"], source)
+    holdout = holdout_scores(specs, runs, folder / "holdout.json")
     budget = config["budget"]
-    instances, _ = compare.instance_results(config, runs, budget)
-    results = compare.holdout_results_of(holdout, instances, budget, config)
+    instances, _ = instance_results(config, runs, budget)
+    results = holdout_results_of(holdout, instances, budget, config)
     decay = stats.holdout_summary(results)
     per_instance_excess = rejection_excess(holdout)
     excess = {s: _aggregate(per, seed=11) for s, per in per_instance_excess.items()}
@@ -527,13 +539,13 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
               "|---|---|---|---|---|---|---|---|"]
     for s, d in sorted(decay.items()):
         e = excess.get(s, {**_aggregate({}, seed=11), "wilcoxon_holm_p": None})
-        s_rows.append(f"| {s} | {d['n_pairs']} | {_fmt(d['lift']['iqm'])} [{_fmt(d['lift']['iqm_ci'][0])}, "
-                      f"{_fmt(d['lift']['iqm_ci'][1])}] (n={d['lift']['n_instances']}) | "
-                      f"{_fmt(d['lift']['wilcoxon_holm_p'])} | {_fmt(d['decay']['iqm'])} "
-                      f"[{_fmt(d['decay']['iqm_ci'][0])}, {_fmt(d['decay']['iqm_ci'][1])}] "
-                      f"(n={d['decay']['n_instances']}) | {_fmt(d['rejected_share'], 2)} | {_fmt(e['mean'])} "
-                      f"[{_fmt(e['mean_ci'][0])}, {_fmt(e['mean_ci'][1])}] (n={e['n_instances']}) | "
-                      f"{_fmt(e['wilcoxon_holm_p'])} |")
+        s_rows.append(f"| {s} | {d['n_pairs']} | {fmt(d['lift']['iqm'])} [{fmt(d['lift']['iqm_ci'][0])}, "
+                      f"{fmt(d['lift']['iqm_ci'][1])}] (n={d['lift']['n_instances']}) | "
+                      f"{fmt(d['lift']['wilcoxon_holm_p'])} | {fmt(d['decay']['iqm'])} "
+                      f"[{fmt(d['decay']['iqm_ci'][0])}, {fmt(d['decay']['iqm_ci'][1])}] "
+                      f"(n={d['decay']['n_instances']}) | {fmt(d['rejected_share'], 2)} | {fmt(e['mean'])} "
+                      f"[{fmt(e['mean_ci'][0])}, {fmt(e['mean_ci'][1])}] (n={e['n_instances']}) | "
+                      f"{fmt(e['wilcoxon_holm_p'])} |")
     s_rows += ["", "Holdout - defaults' holdout, holdout - in-sample: IQM over instances (seed-means) of the differences "
                "divided by the instance's in-sample range (optimum minus random search's expected best at the budget, "
                "the normalised score's denominator; 1 = that whole range); instances without one (excluded from "
@@ -550,12 +562,12 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
             "|---|---|---|---|---|"]
     for i, h in sorted(holdout.items()):
         won = [w for seeds in h["winners"].values() for w in seeds.values()]
-        held = [compare._score(w.get("score")) for w in won if w.get("score") is not None]
-        inside = [compare._score(w["in_sample"]) for w in won]
-        instance = compare.instance_of(compare.config_instances(config)[i])
+        held = [score_value(w.get("score")) for w in won if w.get("score") is not None]
+        inside = [score_value(w["in_sample"]) for w in won]
+        instance = instance_of(config_instances(config)[i])
         rows.append(f"| {i} | {instance.split.holdout_start}..{instance.split.holdout_end} | "
-                    f"{_fmt(compare._score(h['defaults']['score']))} | {_fmt(np.median(held) if held else math.nan)} | "
-                    f"{_fmt(np.median(inside) if inside else math.nan)} |")
+                    f"{fmt(score_value(h['defaults']['score']))} | {fmt(np.median(held) if held else math.nan)} | "
+                    f"{fmt(np.median(inside) if inside else math.nan)} |")
 
     ranked = any(d["lift_rank"]["n_instances"] for d in decay.values())
     lift_key = "lift_rank" if ranked else "lift"  # ranks among random configurations where the suite has them
@@ -585,7 +597,7 @@ def generalization(args: argparse.Namespace, folder: Path) -> None:
            "How do each searcher's winners score on the period right after their search window (each instance's own "
            "sealed holdout), against the Loop 3 defaults there and against their own in-sample score?",
            _setup(config, SearchSpace(config["instances"][0]["space"])),
-           ["## Over instances", "", *s_rows, *compare.holdout_rank_table(decay), "", "## Per instance", "", *rows],
+           ["## Over instances", "", *s_rows, *holdout_rank_table(decay), "", "## Per instance", "", *rows],
            answer,
            {"holdout_summary": decay, "rejection_excess": excess, "holdout": holdout})
 
@@ -614,15 +626,15 @@ def survivorship(args: argparse.Namespace, folder: Path) -> None:
             rows.append(f"| {instance.id} | no delisting in the data | n/a | n/a | n/a (survivorship-biased data "
                         "already: the file holds only pairs listed when it was downloaded) |")
             continue
-        problem = compare.problem_of(compare.canonical(instance))
+        problem = problem_of(canonical(instance))
         winners = [w for seeds in _winners(runs.get(variant.id, {})).values() for w in seeds.values()]
         flattered = [w.score for w in winners]
         honest = [problem.evaluate(problem.space.params(dict(w.params))).score for w in winners]
         gaps = [a - b if math.isfinite(b) else math.inf for a, b in zip(flattered, honest)]
         inflation[instance.id] = float(np.median(gaps)) if gaps else math.nan
         rows.append(f"| {instance.id} | {instance.search_candles().n_tokens} / {variant.search_candles().n_tokens} | "
-                    f"{_fmt(np.median(flattered) if flattered else math.nan)} | "
-                    f"{_fmt(np.median(honest) if honest else math.nan)} | {_fmt(inflation[instance.id])} |")
+                    f"{fmt(np.median(flattered) if flattered else math.nan)} | "
+                    f"{fmt(np.median(honest) if honest else math.nan)} | {fmt(inflation[instance.id])} |")
     agg = _aggregate(inflation, seed=9)
     answer = (f"Searching only the tokens that survived to the end of the data overstates the winner's score by "
               f"{_ci(agg)} (survivors' in-sample minus the same configuration on the point-in-time universe); "

@@ -9,7 +9,7 @@
 ``--describe`` evaluates each instance's random pool (``instances.pool``: the defaults plus 200 seeded
 uniform configurations of its space) with the real harness, once: the rows are stored beside the suite
 file and reused while the instance, its data and the contract are unchanged. ``--holdout-pool`` scores the same
-configurations on each instance's holdout, for the reports' out-of-sample ranks (``runs.stats.pool_rank``);
+configurations on each instance's holdout, for the reports' out-of-sample ranks (``stats.pool_rank``);
 no searcher reads it. Exit codes: 0 done, 2 bad
 suite, instance or data (one line naming the suite, the instance and the field; nothing written).
 """
@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from instances import InstanceError, find_instance, load_suite
 from instances.warm import warm
 from instances.pool import POOL_SIZE, build_pools, current_rows, describe, pool_path, pool_summary
-from runs.stats import json_safe
+from stats import json_safe
 
 
 def listing(instance) -> dict[str, Any]:

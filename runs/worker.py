@@ -283,11 +283,11 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
          poll_s: float = 1.0, execute: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """Claim and execute runs of ``experiment`` until none is left (or ``max_runs`` done); returns a summary.
 
-    ``execute(spec, progress, holder=, check=)`` runs one claim (``runs.compare.execute``).
+    ``execute(spec, progress, holder=, check=)`` runs one claim (``runs.execution.execute``).
     """
     if execute is None:
-        from runs.compare import execute
-    from runs.compare import spec_from_config
+        from runs.execution import execute
+    from runs.execution import spec_from_config
 
     queue = ExperimentQueue(storage, experiment)
     config = queue.config

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from env.objective import Objective, Problem
+from env.objective import Objective
+from instances.problem import Problem
 from env.records import TrialRecord
 from strategy.ensemble import EnsembleParams
 from strategy.space import SearchSpace

@@ -1,4 +1,4 @@
-"""A surrogate-backed problem: the same interface as ``env.Problem`` (``space``, ``evaluate``), on predictions.
+"""A surrogate-backed problem: the same interface as ``instances.Problem`` (``space``, ``evaluate``), on predictions.
 
 ``GemSearchEnv(problem=SurrogateProblem(...))`` and ``Objective(SurrogateProblem(...), budget)``
 then run on cheap predicted evaluations (microseconds to milliseconds) instead of the

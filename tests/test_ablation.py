@@ -17,9 +17,9 @@ from stable_baselines3 import PPO
 import policies  # noqa: F401  (registers the searchers)
 from env import TrialStore
 from env.objective import Objective
-from policies import ablation
+from learn import ablation
 from policies.base import make, run
-from policies.train_ppo import SPLITS, describe, load_tasks, main, make_env, split_tasks, train
+from learn.train_ppo import SPLITS, describe, load_tasks, main, make_env, split_tasks, train
 from conftest import DiesAt
 
 RANDOMISATION = {"scale": (0.5, 2.0), "shift": (-0.1, 0.1), "noise": (0.0, 0.1)}
@@ -88,7 +88,7 @@ def test_edit_planning_queries_are_free_and_bounded(training):
     charged.reset(seed=0)
     _, reward, *_, info = charged.step(np.array([0, 5, 0]))  # --query-cost: a query earns minus the cost
     assert info["query"] and reward == -0.003
-    from policies.train_ppo import run_settings
+    from learn.train_ppo import run_settings
     assert "query_cost" not in run_settings("joint", 8, 0, (8, 12), "improvement", None, split="synthetic-v1",
                                             design="edit")  # absent when free: older checkpoints still resume
     with pytest.raises(ValueError, match="edit design"):
@@ -108,7 +108,7 @@ def test_training_on_emulated_instances_resumes_and_records_the_split(tiny_edit,
                   checkpoint_every=256)
     first = train("joint", 256, again, **kwargs)
     assert first["timesteps"] == 256 and first["action_design"] == "candidates"
-    from policies.train_ppo import checkpoint_path, save_checkpoint, run_settings
+    from learn.train_ppo import checkpoint_path, save_checkpoint, run_settings
     model = PPO.load(again, device="cpu")
     settings = run_settings("joint", 512, 1, (8, 12), "improvement", None, split="synthetic-v1", design="candidates",
                             n_envs=2, randomisation=RANDOMISATION)

@@ -103,7 +103,7 @@ def test_run_report_and_resume(tiny, capsys):
     report = (folder / "report.md").read_text()
     assert "(baseline)" not in report and "No baseline row" in report and "holdout" in report.lower()
     assert "the data cannot tell" in report  # one instance: no claim about searchers
-    from runs.compare import machine
+    from runs.execution import machine
     assert f"Machines (run parts done there): {machine()} (4)" in report  # each run: its first part, then resumed
     summary = json.loads((folder / "summary.json").read_text(), parse_constant=_refuse)  # strict JSON
     (random_summary,) = summary["instances"]["synthetic-small"]
@@ -271,7 +271,7 @@ def test_two_runs_of_one_comparison_give_byte_identical_tables(tmp_path):
 
 
 def test_workers_take_whole_seeds_in_rounds_costliest_searchers_first():
-    from runs.compare import RunSpec, queue_order
+    from runs.execution import RunSpec, queue_order
 
     specs = [RunSpec("x", "/tmp", "journal:/tmp/x", json.dumps({"id": instance}), 10, name, seed, 1, "")
              for instance in ("a", "b") for name in ("random", "smac", "tpe", "gp", "phased") for seed in (1, 0)]
@@ -285,8 +285,8 @@ def test_workers_take_whole_seeds_in_rounds_costliest_searchers_first():
 def test_the_report_has_a_by_budget_table_with_ranks_and_friedman_at_each_budget():
     import numpy as np
 
-    from runs import stats
-    from runs.compare import aggregate_section
+    import stats
+    from runs.report import aggregate_section
 
     rng = np.random.default_rng(0)
     instances = [stats.InstanceResults(f"i{k}", {s: {seed: rng.normal(size=50) + shift for seed in (0, 1)}
@@ -324,22 +324,24 @@ def test_holdout_results_carry_the_suites_random_pools_and_the_report_ranks_winn
     random pools; the report's rank table then places the winners among random configurations. Without a suite
     (a single universe) there is no holdout pool and no rank table."""
     from instances import load_suite
-    from runs import compare, stats
+    import stats
+    from runs import report
+    from runs.results import holdout_pool
 
     suite = load_suite("synthetic-v1")
     instance = suite.select(["synthetic-v1-02"])[0]
     config = {"suite_path": str(suite.path), "instances": [instance.definition()]}
-    pool = compare.holdout_pool(instance, config)
+    pool = holdout_pool(instance, config)
     assert pool is not None and len(pool) == 200
     search_pool = np.linspace(-1.0, 1.0, 200)
     results = [stats.InstanceResults(instance.id, {"s": {0: np.array([0.5, 2.0])}}, search_pool)]
     holdout = {instance.id: {"defaults": {"score": 0.1}, "winners": {"s": {0: {"in_sample": 2.0, "score": 0.3}}}}}
-    (held,) = compare.holdout_results_of(holdout, results, 2, config)
+    (held,) = report.holdout_results_of(holdout, results, 2, config)
     assert np.array_equal(held.holdout_pool, pool) and np.array_equal(held.search_pool, search_pool)
     decay = stats.holdout_summary([held], reps=50)
     assert decay["s"]["lift_rank"]["iqm"] == pytest.approx(stats.pool_rank(0.3, pool) - stats.pool_rank(0.1, pool))
-    table = "\n".join(compare.holdout_rank_table(decay))
+    table = "\n".join(report.holdout_rank_table(decay))
     assert "| s | " in table and "holdout rank - defaults' holdout rank" in table
-    assert compare.holdout_pool(instance, {"instances": [instance.definition()]}) is None
+    assert holdout_pool(instance, {"instances": [instance.definition()]}) is None
     bare = stats.holdout_summary([stats.HoldoutResults(instance.id, 0.1, {"s": {0: (2.0, 0.3)}})], reps=50)
-    assert compare.holdout_rank_table(bare) == []
+    assert report.holdout_rank_table(bare) == []

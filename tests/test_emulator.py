@@ -19,10 +19,12 @@ from harness.integrity import contract_id
 from instances import Instance, load_suite
 from policies.base import make, run
 from runs import compare, worker
+from runs.execution import specs_of
+from runs.results import load_experiment
 from strategy.space import SearchSpace
 from surrogate.emulator import (EmulatedProblem, EmulatorError, EmulatorFile, EpisodeSampler, fit_instance, make_env,
                                 read_dataset, save)
-from surrogate.emulator.__main__ import main as emulator_main
+from runs.emulator import main as emulator_main
 from surrogate.emulator.dataset import Collected, encode_rows, write_dataset
 from surrogate.emulator.model import features
 from conftest import DiesAt
@@ -289,13 +291,13 @@ def test_a_part_run_experiment_reports_its_whole_seeds_only(landscape, tmp_path,
     assert summary["partial"] == {"whole_seeds": [0], "of_seeds": [0, 1], "runs_not_done": 1}
     assert {r["seed"] for r in summary["runs"]} == {0} and set(summary["aggregate"]) == {"random", "sobol"}
     assert "**Partial report**" in (tmp_path / "part" / "report.md").read_text()
-    config, specs, runs = compare.load_experiment(tmp_path / "part")
+    config, specs, runs = load_experiment(tmp_path / "part")
     assert config["seeds"] == [0] and config["partial"]["runs_not_done"] == 1 and {s.seed for s in specs} == {0}
-    everything = compare.specs_of(json.loads((tmp_path / "part" / "config.json").read_text()), storage, tmp_path / "part")
+    everything = specs_of(json.loads((tmp_path / "part" / "config.json").read_text()), storage, tmp_path / "part")
     running = next(spec for spec in everything if not spec.tsv.exists())  # a run's TSV grows as it evaluates:
     finished = next(spec for spec in everything if spec.seed == running.seed and spec.tsv.exists())
     running.tsv.write_text("".join(finished.tsv.read_text().splitlines(keepends=True)[:3]))  # as if 2 rows in
-    config, specs, runs = compare.load_experiment(tmp_path / "part")
+    config, specs, runs = load_experiment(tmp_path / "part")
     assert config["seeds"] == [0] and {s.seed for s in specs} == {0} and all(set(by) == {0} for i in runs.values()
                                                                               for by in i.values())
     running.tsv.unlink()
@@ -304,7 +306,7 @@ def test_a_part_run_experiment_reports_its_whole_seeds_only(landscape, tmp_path,
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())
     assert "partial" not in summary and {r["seed"] for r in summary["runs"]} == {0, 1}
     assert "Partial report" not in (tmp_path / "part" / "report.md").read_text()
-    assert "partial" not in compare.load_experiment(tmp_path / "part")[0]
+    assert "partial" not in load_experiment(tmp_path / "part")[0]
 
 
 def _trials(folder: Path) -> list[tuple]:
@@ -316,7 +318,7 @@ def _trials(folder: Path) -> list[tuple]:
 # --------------------------------------------------------------------------- the real pipeline, tiny
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """``surrogate.emulator build`` on one synthetic instance, core space, 48 real evaluations; a tiny real
+    """``runs.emulator build`` on one synthetic instance, core space, 48 real evaluations; a tiny real
     comparison on the same instance (random and sobol, 2 seeds, budget 25); then ``report --real``."""
     root = tmp_path_factory.mktemp("built")
     common = ["--suite", "synthetic-v1", "--space", "core", "--runs-out", str(root / "runs"), "--data-dir",

@@ -167,7 +167,7 @@ def test_size_matched_deletion_difference_removes_the_larger_sets_selection_adva
     assert abs(np.mean(matched)) < 0.1
     assert size_matched_difference([1.0, 2.0], [0.5]) == (1.5 - 0.5, 1)  # m = 1: the means
     assert size_matched_difference([3.0, 1.0, 2.0], [0.0, 5.0, 4.0]) == (3.0 - 5.0, 3)  # m = n: the maxima
-    from runs.stats import expected_best_of_subset
+    from stats import expected_best_of_subset
     assert expected_best_of_subset([1.0, 2.0, 3.0], 2) == pytest.approx((2 + 3 + 3) / 3)
     assert size_matched_difference([], [1.0])[1] == 0
 

@@ -45,7 +45,8 @@ from hypothesis import strategies as st
 
 from data.candles import FIELDS, Candles
 from data.loaders import KLINE_COLUMNS, DataError, load_path
-from env.objective import Objective, Problem
+from env.objective import Objective
+from instances.problem import Problem
 from harness import SEARCH_END, SEARCH_START, Split, WindowError
 from strategy.ensemble import EnsembleParams, SwitchParams
 from strategy.params import GemParams, ParamError, from_mapping

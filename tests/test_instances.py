@@ -13,7 +13,8 @@ import pytest
 from conftest import random_universe
 from data import load_universe
 from data.candles import Candles
-from env import Objective, Problem
+from env import Objective
+from instances import Problem
 from harness import DEFAULT_SPLIT, Split, WindowError, evaluate, evaluate_holdout
 from instances import Instance, InstanceError, find_instance, load_suite
 from instances.suite import SUITES_DIR
@@ -249,7 +250,7 @@ def test_warm_up_fills_the_disk_cache_that_later_evaluations_read(tmp_path, monk
 def test_holdout_scoring_writes_nothing_a_later_search_could_read(tmp_path, monkeypatch):
     """The drivers score holdouts with the shared disk cache read-only: no regime chain computed from holdout
     prices is left where a later searcher's process could find it (and without the seal one would be)."""
-    from runs import compare
+    from runs.results import holdout_score
     from strategy import regime
 
     monkeypatch.setenv("GEMSEARCH_CACHE", str(tmp_path / "cache"))
@@ -260,7 +261,7 @@ def test_holdout_scoring_writes_nothing_a_later_search_could_read(tmp_path, monk
     searched = sorted((tmp_path / "cache").glob("regime-*.npy"))
     assert searched
     regime._PROBS.items.clear()
-    held = compare._holdout_score(instance, values, {})
+    held = holdout_score(instance, values, {})
     assert held["window"] == f"{instance.split.holdout_start}..{instance.split.holdout_end}"
     assert sorted((tmp_path / "cache").glob("regime-*.npy")) == searched
     regime._PROBS.items.clear()
@@ -274,7 +275,7 @@ def test_the_holdout_pool_scores_the_pool_points_on_the_holdout_as_the_report_sc
     with the same parameters (one holdout evaluation, ``instances.pool.evaluate_on_holdout``); the search-window
     pool of the same points is another file, and an unknown window is refused."""
     from instances.pool import build_pools, current_rows, evaluate_points, pool_path, pool_points
-    from runs.compare import _holdout_score
+    from runs.results import holdout_score
 
     instance = find_instance("synthetic-v1-03")
     path = pool_path(tmp_path / "s.toml", "holdout")
@@ -282,7 +283,7 @@ def test_the_holdout_pool_scores_the_pool_points_on_the_holdout_as_the_report_sc
     rows = current_rows(build_pools([instance], path, size=2, window="holdout"), instance)
     assert list(rows["index"]) == [-1, 0, 1]
     for (index, values), score in zip(pool_points(instance, 2), rows["score"]):
-        expected = _holdout_score(instance, values, {})["score"]
+        expected = holdout_score(instance, values, {})["score"]
         assert score == (-np.inf if expected == "-inf" else expected)
     search = evaluate_points(instance, pool_points(instance, 2)[:1])
     assert search[0]["index"] == -1 and search[0]["contract"] == rows["contract"].iloc[0]

@@ -25,7 +25,7 @@ from env.records import params_key
 from harness.evaluate import EvalResult
 from policies.base import make, run
 from policies.ppo import DEFAULT_POLICY
-from policies.train_ppo import (N_ENVS, PPO_SETTINGS, ROLLOUT, CheckpointError, atomic_write, checkpoint_path,
+from learn.train_ppo import (N_ENVS, PPO_SETTINGS, ROLLOUT, CheckpointError, atomic_write, checkpoint_path,
                                 load_checkpoint, main, run_settings, save_checkpoint, train)
 from strategy.ensemble import EnsembleParams
 from strategy.space import SearchSpace
@@ -132,7 +132,7 @@ def test_beats_random_search_on_held_out_tasks(space):
 
 def test_missing_policy_is_a_clear_error(space, tmp_path):
     objective = Objective(SyntheticTask(space, seed=0), 5, searcher="ppo")
-    with pytest.raises(FileNotFoundError, match="python -m policies.train_ppo --tasks emulated"):
+    with pytest.raises(FileNotFoundError, match="python -m learn.train_ppo --tasks emulated"):
         run(make("ppo", policy_path=str(tmp_path / "missing.zip")), objective, seed=0)
 
 
@@ -165,7 +165,7 @@ def test_training_killed_with_sigkill_resumes_without_losing_or_repeating(tmp_pa
     """``kill -9`` a training run at a seeded random moment after its first checkpoint, re-run the same command."""
     out = tmp_path / "killed.zip"
     steps = 6 * ROLLOUT
-    command = [sys.executable, "-m", "policies.train_ppo", *TINY, "--steps", str(steps), "--out", str(out)]
+    command = [sys.executable, "-m", "learn.train_ppo", *TINY, "--steps", str(steps), "--out", str(out)]
     began = time.monotonic()
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import policies
-from env import Objective, Problem
+from env import Objective
+from instances import Problem
 from env.gym_env import GemSearchEnv
 from harness import SEARCH_END, WindowError, evaluate
 from strategy.space import SearchSpace

@@ -1,4 +1,4 @@
-"""runs.stats (suite statistics) and runs.plots (figures): formulas, edge cases, determinism, layout."""
+"""stats (suite statistics) and runs.plots (figures): formulas, edge cases, determinism, layout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from scipy import stats as sps
 
 from env.records import TrialRecord
-from runs import plots, stats as S
+import stats as S
+from runs import plots
 
 
 def _curve(scores) -> np.ndarray:

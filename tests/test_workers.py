@@ -216,7 +216,7 @@ def test_a_run_that_raises_after_its_claim_was_taken_back_is_lost_not_a_crash(tm
     with ``UpdateFinishedTrialError`` while marking the taken-back claim failed): here it takes the rescuer's
     replacement claim itself and finishes the run."""
     from env import leases
-    from runs import compare, worker
+    from runs import execution, worker
 
     storage = f"journal:{tmp_path / 'q.journal'}"
     setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "random", "--seeds", "1",
@@ -228,7 +228,7 @@ def test_a_run_that_raises_after_its_claim_was_taken_back_is_lost_not_a_crash(tm
     def taken_back_then_raises(spec, progress, holder=None, check=None):
         calls.append(spec.seed)
         if len(calls) > 1:
-            return compare.execute(spec, progress, holder=holder, check=check)
+            return execution.execute(spec, progress, holder=holder, check=check)
         [claim] = queue.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         assert leases._fail(queue.study, claim)  # what a rescuer's reclaim does to a stale claim
         leases.requeue(queue.study, claim)

@@ -1,7 +1,7 @@
 """An emulated benchmark of the real harness: per-instance datasets of real evaluations, and emulators fitted on them.
 
-    python -m surrogate.emulator build --suite synthetic-v1 --jobs 2     # design runs -> dataset -> emulators
-    python -m surrogate.emulator report --json                           # fidelity per instance
+    python -m runs.emulator build --suite synthetic-v1 --jobs 2     # design runs -> dataset -> emulators
+    python -m runs.emulator report --json                           # fidelity per instance
     python -m runs.compare --suite synthetic-v1 --objective emulated     # a whole comparison in minutes
 
 * :mod:`.dataset`: the datasets (``surrogate/emulators/<suite>.parquet``);

@@ -134,19 +134,19 @@ def _definition_sans_space(definition: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in definition.items() if k != "space"}
 
 
-def collect(instances: Sequence[Instance], design: Path | None, folders: Sequence[Path] = (),
+def collect(instances: Sequence[Instance], design: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+            others: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]] = (),
             suite_path: Path | None = None) -> list[Collected]:
-    """Gather every instance's rows from the design folder, the suite's pool and the ``folders`` (module doc)."""
-    from runs.compare import load_experiment
+    """Gather every instance's rows from the design comparison, the suite's pool and the ``others`` (module doc).
 
-    design_runs = load_experiment(Path(design))[::2] if design is not None else None
-    others = [load_experiment(Path(f))[::2] for f in folders]
+    ``design`` and each of ``others`` is a loaded comparison ``(config, runs)``: its ``config.json`` set-up and its
+    records ``{instance: {searcher: {seed: [TrialRecord, ...]}}}`` (``runs.results.load_experiment``)."""
     pool = read_pool(pool_path(Path(suite_path))) if suite_path is not None else pd.DataFrame()
     out = []
     for instance in instances:
         collected = Collected(instance, instance.fingerprint, SearchSpace(instance.space))
-        if design_runs is not None:
-            _add_runs(collected, *design_runs, source=DESIGN)
+        if design is not None:
+            _add_runs(collected, *design, source=DESIGN)
         if not pool.empty:
             _add_pool(collected, pool)
         for config, runs in others:
@@ -237,7 +237,7 @@ def read_dataset(path: Path) -> pd.DataFrame:
     """A dataset file as a DataFrame (``EmulatorError`` naming the file when it is missing or not one)."""
     path = Path(path)
     if not path.exists():
-        raise EmulatorError(f"{path}: no dataset; build it with `python -m surrogate.emulator build --suite SUITE`")
+        raise EmulatorError(f"{path}: no dataset; build it with `python -m runs.emulator build --suite SUITE`")
     try:
         frame = pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -1,8 +1,8 @@
 """Fidelity beyond the held-out rows: does a comparison on the emulator rank the searchers as the real one does?
 
-:func:`run_twin` repeats a real comparison folder (same suite instances, searchers, seeds, budget) with
-``runs.compare --objective emulated``; :func:`ranking_fidelity` compares the two: per instance and budget
-(25/50/100 where the budget reaches), each searcher's seed-mean normalised score (``runs.stats``; the real
+``runs.emulator`` repeats a real comparison folder (same suite instances, searchers, seeds, budget) with
+``runs.compare --objective emulated`` (its emulated twin); :func:`ranking_fidelity` compares the two: per instance and budget
+(25/50/100 where the budget reaches), each searcher's seed-mean normalised score (``stats``; the real
 folder normalised by its real random pool and optimum, the twin by the emulator's own) and Kendall's tau
 between the two rankings of the searchers; per searcher the difference emulated - real. Over the suite: the
 same on the instance means. For scale, ``real_split_half_tau``: the tau between the real rankings on two
@@ -14,14 +14,11 @@ same 80% of an instance's rows and scored on the same 20%.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import sys
 import time
 import warnings
 import zlib
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -29,52 +26,12 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from instances import Instance
-from runs import stats
+import stats
 from strategy.space import SearchSpace
 from surrogate.emulator.dataset import EmulatorError, encode_rows
 from surrogate.emulator.model import Models, calibrated_threshold, fidelity, holdout_split
 
 BUDGETS = (25, 50, 100)
-TWIN_SUFFIX = "-emulated"
-
-
-def run_twin(real_folder: Path, emulator: Path, out: Path, jobs: int = 1) -> Path:
-    """Run (or resume) the emulated twin of the real comparison in ``real_folder``; return its folder."""
-    from runs import compare
-
-    config = _config(real_folder)
-    if not config.get("suite"):
-        raise EmulatorError(f"{real_folder}: not a suite comparison (the emulators are per suite instance)")
-    name = config["name"] + TWIN_SUFFIX
-    spaces = sorted({d["space"] for d in config["instances"]})
-    if len(spaces) != 1:
-        raise EmulatorError(f"{real_folder}: instances of several spaces {spaces}; one emulator serves one space")
-    argv = ["--suite", config.get("suite_path") or config["suite"], "--instances", *[d["id"] for d in config["instances"]],
-            "--space", spaces[0], "--searcher", *config["searchers"], "--seed-list", *map(str, config["seeds"]),
-            "--budget", str(config["budget"]), "--objective", "emulated", "--emulator", str(emulator), "--name", name,
-            "--out", str(out), "--jobs", str(jobs)]
-    if (Path(out) / name / "config.json").exists():
-        argv.append("--resume")
-    with contextlib.redirect_stdout(sys.stderr):  # the comparison's tables: stdout is the report's
-        code = compare.main(argv)
-    if code != 0:
-        raise EmulatorError(f"the emulated twin of {real_folder} stopped with exit code {code} (see above)")
-    return Path(out) / name
-
-
-def _config(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        raise EmulatorError(f"{folder}: not a runs.compare experiment folder (no config.json)")
-    return json.loads(path.read_text())
-
-
-def _normalised(folder: Path, budgets: Sequence[int]) -> tuple[dict[str, Any], dict[str, stats.NormalisedInstance]]:
-    from runs import compare
-
-    config, _, runs = compare.load_experiment(Path(folder))
-    results, _ = compare.instance_results(config, runs, config["budget"])
-    return config, {n.instance: n for n in stats.normalise_all(results, budgets)}
 
 
 def _tau(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -97,16 +54,18 @@ def _halves(normalised: stats.NormalisedInstance, searchers: Sequence[str], budg
     return halves
 
 
-def ranking_fidelity(real_folder: Path, twin_folder: Path, budgets: Sequence[int] = BUDGETS) -> dict[str, Any]:
-    """``{"instances": {id: {"ranking_kendall_tau", "real_split_half_tau", "by_budget": {b: {"tau",
-    "real_split_half_tau", "real", "emulated", "difference"}}}}, "suite": {"by_budget": {...}, "ranking_kendall_tau"},
-    "budgets": [...]}`` (module docstring)."""
-    real_config, real = _normalised(real_folder, [b for b in budgets if b <= _config(real_folder)["budget"]])
-    twin_config, twin = _normalised(twin_folder, [b for b in budgets if b <= _config(twin_folder)["budget"]])
+def ranking_fidelity(real_config: Mapping[str, Any], real: Mapping[str, stats.NormalisedInstance],
+                     twin_config: Mapping[str, Any], twin: Mapping[str, stats.NormalisedInstance],
+                     budgets: Sequence[int] = BUDGETS, labels: tuple[str, str] = ("real", "emulated")) -> dict[str, Any]:
+    """Compare a real comparison with its emulated twin (both as ``{instance: NormalisedInstance}`` normalised at
+    the ``budgets`` each one's budget reaches, with their ``config.json`` set-ups; ``labels`` name them in the
+    output): ``{"budgets", "instances": {id: {"ranking_kendall_tau", "real_split_half_tau", "by_budget": {b: {"tau",
+    "real_split_half_tau", "real", "emulated", "difference"}}}}, "real", "twin", "suite": {"by_budget": {...},
+    "ranking_kendall_tau"}}`` (module docstring). ``runs.emulator`` loads the two folders."""
     if twin_config.get("objective") != "emulated" or real_config.get("objective", "real") != "real":
-        raise EmulatorError(f"{twin_folder} must be emulated and {real_folder} real")
+        raise EmulatorError(f"{labels[1]} must be emulated and {labels[0]} real")
     used = [b for b in budgets if b <= min(real_config["budget"], twin_config["budget"])]
-    out: dict[str, Any] = {"budgets": used, "instances": {}, "real": str(real_folder), "twin": str(twin_folder)}
+    out: dict[str, Any] = {"budgets": used, "instances": {}, "real": labels[0], "twin": labels[1]}
     means: dict[int, dict[str, dict[str, list[float]]]] = {
         b: {"real": {}, "emulated": {}, "half0": {}, "half1": {}} for b in used}
     for instance in sorted(set(real) & set(twin)):

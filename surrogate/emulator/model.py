@@ -9,7 +9,7 @@ is calibrated on the held-out rows so that the emulator rejects the share of the
 
 Why LightGBM: it handles the cliffs, switches, missing (switched-off) axes and ordinal choices of the joint
 space without a kernel, fits in a second and predicts 1,000 configurations in about 7 ms with both models; the
-other candidate families are measured on the same held-out rows by ``python -m surrogate.emulator families``
+other candidate families are measured on the same held-out rows by ``python -m runs.emulator families``
 (numbers in ``docs/EMULATOR.md``).
 
 Fidelity is measured at fit time: a seeded random 20% of the instance's rows is held out, models fitted on the
@@ -281,7 +281,7 @@ def fit_instance(rows: pd.DataFrame, instance: Instance, fingerprint: str, holdo
         found = sorted(set(rows[column]))
         if found != [wanted]:
             raise EmulatorError(f"instance {instance.id!r}: {column}: dataset rows from {found}, the current one is "
-                                f"{wanted}; rebuild the data (python -m surrogate.emulator build)")
+                                f"{wanted}; rebuild the data (python -m runs.emulator build)")
     x = encode_rows(rows, space)
     y = rows["score"].to_numpy(dtype=float)
     train_idx, test_idx = holdout_split(len(y), instance.id, holdout_share)
@@ -346,7 +346,7 @@ class EmulatorFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise EmulatorError(f"{self.path}: no emulator file; build it with `python -m surrogate.emulator build "
+            raise EmulatorError(f"{self.path}: no emulator file; build it with `python -m runs.emulator build "
                                 "--suite SUITE` (or pass another with --emulator)")
         self.sha256 = file_sha256(self.path)
         try:
@@ -360,10 +360,10 @@ class EmulatorFile:
             raise EmulatorError(f"{self.path}: format: not a gemsearch emulator file")
         if self.manifest.get("format_version") != FORMAT_VERSION:
             raise EmulatorError(f"{self.path}: format_version: {self.manifest.get('format_version')!r}, this code reads "
-                                f"{FORMAT_VERSION}; rebuild it with `python -m surrogate.emulator fit`")
+                                f"{FORMAT_VERSION}; rebuild it with `python -m runs.emulator fit`")
         if self.manifest.get("contract") != contract_id():
             raise EmulatorError(f"{self.path}: contract: built with {self.manifest.get('contract')}, this harness is "
-                                f"{contract_id()}; rebuild the data and the emulator (python -m surrogate.emulator build)")
+                                f"{contract_id()}; rebuild the data and the emulator (python -m runs.emulator build)")
 
     @property
     def instances(self) -> list[str]:

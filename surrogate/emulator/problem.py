@@ -1,4 +1,4 @@
-"""The emulated problem (``env.Problem``'s interface on an emulator) and gymnasium tasks for meta-training.
+"""The emulated problem (``instances.Problem``'s interface on an emulator) and gymnasium tasks for meta-training.
 
 ``EmulatedProblem`` answers ``evaluate(params)`` in well under a millisecond with the emulator's score
 (``real = False``, ``contract = "emulator:<16 hex of its fingerprint>"``), so ``Objective``, every searcher,

@@ -1,14 +1,14 @@
 """What the learned PPO policies add over fixed rules on the same candidate generator or edit moves.
 
-    python -m policies.ablation --json [--budget 50] [--seeds 3] [--policies ppo_edit_binance ...]
-    python -m policies.ablation --validate --split binance-to-bybit --json   # choosing among policies
+    python -m learn.ablation --json [--budget 50] [--seeds 3] [--policies ppo_edit_binance ...]
+    python -m learn.ablation --validate --split binance-to-bybit --json   # choosing among policies
 
 ``--validate`` scores each policy, greedy and sampled, on the split's **validation** instances only
 (budget 50, 3 seeds, the same normalised best): the numbers on which a default policy or an acting mode
 is chosen (the ``ppo`` searcher's default, ``policies.ppo.DEFAULT_POLICY``), never on test instances.
 
 For every committed policy (``policies/pretrained/*.zip`` with its ``.json``) and every held-out
-**test** instance of its split (``policies.train_ppo.split_tasks``; policies trained on synthetic tasks
+**test** instance of its split (``learn.train_ppo.split_tasks``; policies trained on synthetic tasks
 use ``--split``'s test instances, all of them unseen by such a policy), the same environment is run
 with the policy and with fixed rules, ``--seeds`` seeds each, on the emulated instance as it is
 (no randomisation):
@@ -28,7 +28,7 @@ bound = the best of them; clipped to ``[-1, 2]``), so 1 = the best of 1,024 rand
 the policy's ``acting`` says: chosen on validation instances, sampled for older policies), ``greedy``
 and ``sampled``, every fixed rule, ``best_fixed`` (the best rule's name and mean; picked on these
 test instances, which favours the rule), ``diff_ci`` (stratified bootstrap 95% CI of learned minus
-best fixed rule: instances resampled, then seeds within each; ``runs.stats.paired_difference``),
+best fixed rule: instances resampled, then seeds within each; ``stats.paired_difference``),
 the ``histogram`` of the learned policy's decisions, and its mean ``entropy`` (nats, and over the maximum).
 """
 
@@ -40,93 +40,22 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 from threadpoolctl import threadpool_limits
 
-from env.gym_env import SLOTS, CandidateSearchEnv, GemSearchEnv, normalised_regret, regret_scale
+from env.gym_env import SLOTS, normalised_regret, regret_scale
 from env.objective import Objective
-
-PRETRAINED = Path(__file__).resolve().parent / "pretrained"
-Act = Callable[[np.ndarray, Any, np.random.Generator], tuple[Any, "list[np.ndarray] | None"]]
-
-
-# ---------------------------------------------------------------------- acting
-def action_probabilities(model: PPO, observation: np.ndarray) -> list[np.ndarray]:
-    """The policy's probabilities: one array per action component (one for ``Discrete``, several for ``MultiDiscrete``)."""
-    with torch.no_grad():
-        obs = torch.as_tensor(np.asarray(observation)[None, :], dtype=torch.float32)
-        dist = model.policy.get_distribution(obs).distribution
-    return [d.probs[0].numpy().astype(float) for d in (dist if isinstance(dist, list) else [dist])]
-
-
-def choose(probs: list[np.ndarray], greedy: bool, rng: np.random.Generator) -> Any:
-    """The most probable value of each component (``greedy``) or one drawn with ``rng``; an int for one component."""
-    picks = [int(np.argmax(p)) if greedy else int(rng.choice(len(p), p=p / p.sum())) for p in probs]
-    return picks[0] if len(picks) == 1 else np.array(picks)
-
-
-def entropy(probs: list[np.ndarray]) -> float:
-    """Entropy (nats) of a decision: the sum over its independent components."""
-    return float(sum(-(p[p > 0] * np.log(p[p > 0])).sum() for p in probs))
-
-
-def learned(model: PPO, greedy: bool) -> Act:
-    def act(observation, env, rng):
-        probs = action_probabilities(model, observation)
-        return choose(probs, greedy, rng), probs
-    return act
-
-
-def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11, explore: bool = False) -> dict[str, Act]:
-    """The fixed rules compared with a policy of ``design`` (see the module docstring)."""
-    if design == "candidates":
-        rules: dict[str, Act] = {f"slot {k} ({name})": (lambda k: lambda obs, env, rng: (k, None))(k)
-                                 for k, name in enumerate(SLOTS)}
-        rules["uniform slot"] = lambda obs, env, rng: (int(rng.integers(len(SLOTS))), None)
-        return rules
-    real = [1] if planning else []
-
-    def uniform(obs, env, rng):
-        return np.array([rng.integers(n) for n in env.action_space.nvec]), None
-
-    def random_edit(obs, env, rng):
-        return np.array([rng.integers(d), rng.integers(n_bins)] + real), None
-
-    def hill_climb(obs, env, rng):
-        if planning and env.steps % 2 == 0:  # a free query moves the walk back to the best configuration
-            return np.array([d, 0, 0]), None
-        return random_edit(obs, env, rng)
-
-    rules = {"uniform": uniform, "random edit": random_edit, "hill climb": hill_climb}
-    if explore:
-        def fresh_point(obs, env, rng):
-            return np.array([d + 1, 0] + real), None
-
-        def fresh_or_climb(obs, env, rng):
-            return fresh_point(obs, env, rng) if rng.random() < 0.5 else hill_climb(obs, env, rng)
-
-        rules |= {"fresh point": fresh_point, "fresh or climb": fresh_or_climb}
-    return rules
-
+from policies.acting import Act, entropy, fixed_rules, learned, make_search_env
+from policies.ppo import PRETRAINED, drive
 
 # ---------------------------------------------------------------------- episodes
-def make_search_env(design: str, objective: Objective, meta: dict[str, Any]):
-    """The environment a policy of ``design`` acts in on ``objective`` (no randomisation, no axis permutation)."""
-    if design == "candidates":
-        return CandidateSearchEnv(objective.space, objective_factory=lambda: objective)
-    return GemSearchEnv(budget=objective.budget, objective_factory=lambda: objective,
-                        planning=int(meta.get("planning", 0)), n_bins=int(meta.get("n_bins", 11)),
-                        explore=bool(meta.get("explore", False)))
-
-
 def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, meta: dict[str, Any],
                 scale: tuple[float, float]) -> tuple[float, list[Any], list[float]]:
     """One search of ``budget`` real (emulated) evaluations: normalised best, the actions taken, their entropies."""
-    from policies.ppo import drive
 
     objective = Objective(problem, budget, searcher="ablation", seed=seed)
     env = make_search_env(design, objective, meta)
@@ -208,8 +137,8 @@ def default_split(emulators: Path | None = None) -> str:
 def ablate(name: str, budget: int = 50, seeds: int = 3, split: str | None = None, folder: Path = PRETRAINED,
            max_instances: int | None = None, reps: int = 2000, emulators: Path | None = None) -> dict[str, Any]:
     """The ablation of one committed policy (see the module docstring); ``skipped`` says why when it cannot run."""
-    from policies.train_ppo import split_tasks
-    from runs.stats import paired_difference
+    from learn.train_ppo import split_tasks
+    from stats import paired_difference
     from surrogate.emulator import emulator_path, suite_problems
 
     meta = json.loads((folder / f"{name}.json").read_text())
@@ -264,7 +193,7 @@ def validate(name: str, split: str, budget: int = 50, seeds: int = 3, folder: Pa
 
     The policy's own split, when it has one, must be ``split``: the validation instances of another split may be
     that policy's training or test instances."""
-    from policies.train_ppo import load_tasks, split_tasks
+    from learn.train_ppo import load_tasks, split_tasks
 
     meta = json.loads((folder / f"{name}.json").read_text())
     if meta.get("split") not in (None, split):
@@ -300,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         split = args.split or default_split(args.emulators)
         rows = [validate(name, split, args.budget, args.seeds, args.folder, args.emulators) for name in names]
         if args.json:
-            from runs.stats import json_safe
+            from stats import json_safe
 
             print(json.dumps(json_safe(rows), indent=1, allow_nan=False))
         for row in rows if not args.json else []:
@@ -311,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     report = [ablate(name, args.budget, args.seeds, args.split, args.folder, args.max_instances, emulators=args.emulators)
               for name in names]
     if args.json:
-        from runs.stats import json_safe
+        from stats import json_safe
 
         print(json.dumps(json_safe(report), indent=1, allow_nan=False))
         return

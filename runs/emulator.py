@@ -1,9 +1,9 @@
-"""``python -m surrogate.emulator``: build the datasets and emulators of a suite, refit them, report their fidelity.
+"""``python -m runs.emulator``: build the datasets and emulators of a suite, refit them, report their fidelity.
 
-    python -m surrogate.emulator build --suite real-v1 --jobs 2 [--from runs/out/FOLDER ...]
-    python -m surrogate.emulator fit --suite real-v1              # refit from the committed dataset, bit for bit
-    python -m surrogate.emulator report [--suite S ...] [--real runs/out/FOLDER ...] [--json]
-    python -m surrogate.emulator families --suite synthetic-v1    # the measurement behind the model choice
+    python -m runs.emulator build --suite real-v1 --jobs 2 [--from runs/out/FOLDER ...]
+    python -m runs.emulator fit --suite real-v1              # refit from the committed dataset, bit for bit
+    python -m runs.emulator report [--suite S ...] [--real runs/out/FOLDER ...] [--json]
+    python -m runs.emulator families --suite synthetic-v1    # the measurement behind the model choice
 
 ``build`` runs the design through ``runs.compare`` (the ``sobol`` searcher, one run of ``--budget`` real
 evaluations per instance, experiment ``emulator-data-<suite>``: resumable with the same command, workers on
@@ -16,6 +16,7 @@ Exit codes: 0 done, 1 a run failed, 2 bad input (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -24,14 +25,34 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import stats
 from instances import Instance, InstanceError, load_suite
-from surrogate.emulator.dataset import (DATA_DIR, EmulatorError, collect, dataset_path, design_name, file_sha256,
-                                        instance_rows, read_dataset, stem, write_dataset)
-from surrogate.emulator.fidelity import BUDGETS, FAMILIES, compare_families, medians, ranking_fidelity, run_twin
+from runs import compare, worker
+from runs.results import instance_results, load_experiment
+from surrogate.emulator.dataset import (
+    DATA_DIR,
+    EmulatorError,
+    collect,
+    dataset_path,
+    design_name,
+    file_sha256,
+    instance_rows,
+    read_dataset,
+    stem,
+    write_dataset,
+)
+from surrogate.emulator.fidelity import (
+    BUDGETS,
+    FAMILIES,
+    compare_families,
+    medians,
+    ranking_fidelity,
+)
 from surrogate.emulator.model import EmulatorFile, fit_instance, save
 from surrogate.emulator.problem import emulator_path
 
-RUNS_OUT = Path(__file__).resolve().parents[2] / "runs" / "out"
+RUNS_OUT = Path(__file__).resolve().parent / "out"
+TWIN_SUFFIX = "-emulated"
 SHIPPED_LIMIT = 30_000_000
 """Bytes of datasets and emulators that may be committed (all suites together)."""
 REPORT_KEYS = ("spearman", "feasibility_auc", "top_decile_recall", "ranking_kendall_tau")
@@ -45,10 +66,53 @@ def _instances(suite_name: str, ids: Sequence[str] | None, space: str | None) ->
     return suite, chosen
 
 
+# --------------------------------------------------------------------------- the emulated twin
+def run_twin(real_folder: Path, emulator: Path, out: Path, jobs: int = 1) -> Path:
+    """Run (or resume) the emulated twin of the real comparison in ``real_folder``; return its folder."""
+    config = _config(real_folder)
+    if not config.get("suite"):
+        raise EmulatorError(f"{real_folder}: not a suite comparison (the emulators are per suite instance)")
+    name = config["name"] + TWIN_SUFFIX
+    spaces = sorted({d["space"] for d in config["instances"]})
+    if len(spaces) != 1:
+        raise EmulatorError(f"{real_folder}: instances of several spaces {spaces}; one emulator serves one space")
+    argv = ["--suite", config.get("suite_path") or config["suite"], "--instances", *[d["id"] for d in config["instances"]],
+            "--space", spaces[0], "--searcher", *config["searchers"], "--seed-list", *map(str, config["seeds"]),
+            "--budget", str(config["budget"]), "--objective", "emulated", "--emulator", str(emulator), "--name", name,
+            "--out", str(out), "--jobs", str(jobs)]
+    if (Path(out) / name / "config.json").exists():
+        argv.append("--resume")
+    with contextlib.redirect_stdout(sys.stderr):  # the comparison's tables: stdout is the report's
+        code = compare.main(argv)
+    if code != 0:
+        raise EmulatorError(f"the emulated twin of {real_folder} stopped with exit code {code} (see above)")
+    return Path(out) / name
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise EmulatorError(f"{folder}: not a runs.compare experiment folder (no config.json)")
+    return json.loads(path.read_text())
+
+
+def _normalised(folder: Path, budgets: Sequence[int]) -> tuple[dict[str, Any], dict[str, stats.NormalisedInstance]]:
+    """A comparison folder's set-up and its instances normalised at the ``budgets`` its budget reaches."""
+    config, _, runs = load_experiment(Path(folder))
+    results, _ = instance_results(config, runs, config["budget"])
+    used = [b for b in budgets if b <= config["budget"]]
+    return config, {n.instance: n for n in stats.normalise_all(results, used)}
+
+
+def folder_fidelity(real_folder: Path, twin_folder: Path, budgets: Sequence[int] = BUDGETS) -> dict[str, Any]:
+    """:func:`surrogate.emulator.fidelity.ranking_fidelity` of a real comparison folder and its emulated twin's."""
+    real_config, real = _normalised(real_folder, budgets)
+    twin_config, twin = _normalised(twin_folder, budgets)
+    return ranking_fidelity(real_config, real, twin_config, twin, budgets, labels=(str(real_folder), str(twin_folder)))
+
+
 # --------------------------------------------------------------------------- build / export / fit
 def build(args: argparse.Namespace) -> int:
-    from runs import compare, worker
-
     suite = load_suite(args.suite)
     name = design_name(suite.name, args.space)
     folder = args.runs_out.resolve() / name
@@ -82,7 +146,8 @@ def export(args: argparse.Namespace, design: Path | None = None, ids: Sequence[s
         if design is not None and not (ids or args.instances):
             listed = {d["id"] for d in json.loads((design / "config.json").read_text())["instances"]}
             instances = [i for i in instances if i.id in listed]
-    collected = collect(instances, design, [Path(f) for f in args.from_], suite_path=suite.path)
+    loaded = load_experiment(Path(design))[::2] if design is not None else None
+    collected = collect(instances, loaded, [load_experiment(Path(f))[::2] for f in args.from_], suite_path=suite.path)
     for c in collected:
         skipped = "; ".join(f"{n} {why}" for why, n in sorted(c.skipped.items()))
         print(f"{c.instance.id}: {len(c.rows)} rows" + (f" (left out: {skipped})" if skipped else ""), file=sys.stderr)
@@ -151,7 +216,7 @@ def report(args: argparse.Namespace) -> int:
         path = Path(data_dir) / f"{_stem_of_folder(config)}.emulator"
         container = EmulatorFile(path)
         twin = run_twin(Path(folder), path, args.runs_out, jobs=args.jobs)
-        measured = ranking_fidelity(Path(folder), twin, args.budgets)
+        measured = folder_fidelity(Path(folder), twin, args.budgets)
         fingerprints = {i: container.load(i).fingerprint for i in measured["instances"] if i in container.instances}
         measured["emulator_sha256"] = container.sha256
         for instance, entry in measured["instances"].items():
@@ -253,7 +318,7 @@ def families(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m surrogate.emulator", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m runs.emulator", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, suite_required: bool = True) -> None:

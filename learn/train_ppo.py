@@ -1,18 +1,18 @@
 """Meta-train the ``ppo`` searchers' policies on cheap tasks (no real evaluation is spent).
 
-    python -m policies.train_ppo --space joint --steps 60000 --out runs/out/ppo_joint_synthetic.zip [--seed 0]
+    python -m learn.train_ppo --space joint --steps 60000 --out runs/out/ppo_joint_synthetic.zip [--seed 0]
         [--reward improvement|regret] [--init PREVIOUS.zip]  # --init: continue training a saved policy
         [--checkpoint-every 10000] [--restart]               # crash safety, see below
-    python -m policies.train_ppo --tasks emulated --split binance-to-bybit --design edit|candidates \
+    python -m learn.train_ppo --tasks emulated --split binance-to-bybit --design edit|candidates \
         --steps 1000000 --out policies/pretrained/ppo_edit_binance.zip [--n-envs 2 --vec subproc]
-    python -m policies.train_ppo --describe [--json]         # the committed policies: design, steps, splits
+    python -m learn.train_ppo --describe [--json]         # the committed policies: design, steps, splits
 
 ``--tasks emulated``: each episode is one search on an emulated instance (``surrogate.emulator``)
 of the split's *training* instances (:data:`SPLITS`), randomised per episode by
 ``surrogate.emulator.EpisodeSampler`` (score scale and shift, emulator noise; the edit design
 also permutes the axes). The *validation* instances choose the acting mode (greedy or sampled,
 recorded as ``acting`` in the ``.json``); the *test* instances are used by nothing here
-(``policies.ablation`` reports on them). ``--design edit`` trains in
+(``learn.ablation`` reports on them). ``--design edit`` trains in
 :class:`~env.gym_env.GemSearchEnv` (edit one axis, or ask the surrogate for free: planning),
 ``--design candidates`` in :class:`~env.gym_env.CandidateSearchEnv` (the default, and the only
 design of ``--tasks synthetic``).
@@ -425,7 +425,7 @@ def train(space: str, steps: int, out: Path, seed: int = 0, budget: tuple[int, i
             meta |= {"planning": planning, "n_bins": 11, "permute_axes": True, "explore": EXPLORE,
                      "query_cost": float(query_cost)}
         if validation_seeds > 0:  # the only choice made after training, on the validation instances
-            from policies.ablation import validation_scores
+            from learn.ablation import validation_scores
 
             scores = validation_scores(model, meta, load_tasks(split, "validation_tasks", emulators), VALIDATION_BUDGET,
                                        validation_seeds)
