@@ -22,8 +22,18 @@ whose ``regimes`` hold the true daily regime (bull, bear, ranging). The process,
   a per-token dollar level times ``(0.5 + |r_t| / sigma_t)`` and lognormal noise, divided by close.
 
 Same ``(name, seed)`` gives bit-identical arrays (the RNG is seeded from ``seed`` and a CRC-32 of the
-name); different seeds give independent draws. ``python -m data.synthetic --report`` prints the
-calibration table against the real data in ``../shared/data`` (see ``docs/DATA.md``).
+name); different seeds give independent draws.
+
+``python -m data.synthetic --report [--json] [--universe NAME] [--seed N] [--real-dir DIR]`` prints the
+data-level calibration table (the stylised facts of :func:`calibration`, or per token for ``bear-basket``)
+against the real data in ``../shared/data`` (see ``docs/DATA.md``). The strategy-level rows (what the
+strategy feeds on) need the layers above data: ``python -m instances.calibration --report`` prints the full
+table, through this module's :func:`report_rows` and :func:`print_report`.
+
+``--json`` prints strict JSON (:func:`strict_json`): ``{"title", "header", "rows": {statistic: {column:
+value}}, "note"}``. JSON has no NaN or infinity, so a non-finite number is written as ``null`` and a
+string beside it says what it was: key ``"<key>_reason"`` next to ``"<key>": null`` in an object,
+``"<key>_reasons"`` (one entry per element, ``null`` for the finite ones) next to a list under ``"<key>"``.
 """
 
 from __future__ import annotations
@@ -751,46 +761,100 @@ def _load_basket(real_dir: Path) -> Candles:
     return load_path(real_dir / "bear_portfolio_candles.csv")
 
 
-def _no_nan(value: object) -> object:
-    """``value`` with NaN as None and numpy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
+NON_FINITE_REASONS: dict[str, str] = {
+    "-inf": "-inf (minus infinity; JSON has no such number)",
+    "inf": "inf (infinity; JSON has no such number)",
+    "nan": "NaN (not computable from the data)",
+}
+"""What :func:`strict_json` writes beside a ``null`` that stands for ``-inf``, ``inf`` or NaN."""
+
+
+def _non_finite(value: object) -> str | None:
+    """``"-inf"``, ``"inf"`` or ``"nan"`` for a non-finite float, None for anything else."""
+    if not isinstance(value, (float, np.floating)) or np.isfinite(value):
+        return None
+    return "nan" if np.isnan(value) else "-inf" if value < 0 else "inf"
+
+
+def strict_json(value: object, reasons: Mapping[str, str] | None = None) -> object:
+    """``value`` made strict-JSON-ready: numpy scalars as Python numbers, non-finite floats as None with a reason.
+
+    In a dict, ``key: -inf`` becomes ``key: None`` plus ``key + "_reason"``: the reason string; a list under
+    ``key`` holding non-finite numbers gets ``key + "_reasons"`` (one entry per element, None for the others).
+    ``reasons`` overrides :data:`NON_FINITE_REASONS` per kind (``"-inf"``, ``"inf"``, ``"nan"``). A
+    non-finite number at the top level or directly inside a list of lists becomes None without a reason.
+    """
+    why = {**NON_FINITE_REASONS, **(reasons or {})}
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            key = str(key)
+            out[key] = strict_json(item, reasons)
+            kind = _non_finite(item)
+            if kind is not None:
+                out[f"{key}_reason"] = why[kind]
+            elif isinstance(item, (list, tuple)) and any(_non_finite(v) for v in item):
+                out[f"{key}_reasons"] = [None if _non_finite(v) is None else why[_non_finite(v)] for v in item]
+        return out
     if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
+        return [strict_json(v, reasons) for v in value]
+    if _non_finite(value) is not None:
+        return None
     if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else float(value)
+        return float(value)
     return value.item() if isinstance(value, np.generic) else value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m data.synthetic --report [--json] [--seed N] [--universe NAME] [--real-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m data.synthetic", description=__doc__.splitlines()[0])
-    parser.add_argument("--report", action="store_true", help="print the calibration table (markdown)")
-    parser.add_argument("--json", action="store_true", help="with --report: one JSON object instead")
+def report_document(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], note: str,
+                    sections: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The calibration table as a JSON-ready dict: ``{"title", "header", "rows": {statistic: {column: value}},
+    "note"}`` plus ``sections`` (extra top-level entries); not yet strict (:func:`strict_json`)."""
+    table = {str(row[0]): dict(zip(header[1:], row[1:])) for row in rows}
+    return {"title": title, "header": list(header), "rows": table, **(sections or {}), "note": note}
+
+
+def print_report(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], note: str,
+                 as_json: bool = False, sections: Mapping[str, object] | None = None) -> None:
+    """Print a calibration table: markdown, or with ``as_json`` strict JSON (:func:`report_document` through
+    :func:`strict_json`; a section already passed through :func:`strict_json` with its own reasons keeps
+    them). The one printer of ``python -m data.synthetic --report`` and ``python -m instances.calibration
+    --report``."""
+    if as_json:
+        document = strict_json(report_document(title, header, rows, note, sections))
+        print(json.dumps(document, indent=1, allow_nan=False))
+    else:
+        print(f"{title}\n\n{_table(header, rows)}" + (f"\n\n{note}" if note else ""))
+
+
+JSON_HELP = ("with --report: one strict JSON object instead; a non-finite number is written as null with a "
+             "string saying what it was beside it (key '<key>_reason', or '<key>_reasons' for a list)")
+
+
+def build_parser(prog: str = "python -m data.synthetic", description: str | None = None,
+                 report_help: str = "print the data-level calibration table (markdown)") -> argparse.ArgumentParser:
+    """The options of the calibration commands: ``--report``, ``--json``, ``--universe``, ``--seed``, ``--real-dir``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help=report_help)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     parser.add_argument("--universe", default="synthetic", choices=sorted(UNIVERSES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real-dir", type=Path, default=REAL_DATA_DIR,
                         help="real data folder (default ../shared/data)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m data.synthetic [--report [--json]] [--seed N] [--universe NAME] [--real-dir DIR]``.
+
+    Draws the universe (its shape and time on stderr); with ``--report`` prints the data-level
+    calibration table (no strategy rows: those are ``python -m instances.calibration --report``'s).
+    """
+    args = build_parser().parse_args(argv)
     began = time.perf_counter()
     candles = generate(args.universe, args.seed)
     print(f"{candles!r} generated in {time.perf_counter() - began:.2f} s", file=sys.stderr)
-    if not args.report:
-        return 0
-    title, header, rows, note = report_rows(args.universe, args.seed, args.real_dir)
-    feeds_on: dict[str, object] = {}
-    if UNIVERSES[args.universe].crypto:
-        # the strategy-level rows need the strategy's fits and the suites' random pools: the one place where
-        # the data layer reaches up (only this command line; the module itself imports nothing above data)
-        from instances.calibration import feeds_on_rows, strategy_calibration
-
-        feeds_on = strategy_calibration(candles, args.real_dir)
-        rows = rows + feeds_on_rows(feeds_on, real=len(header) > 2)
-    if args.json:
-        document = {"title": title, "rows": {str(r[0]): r[1:] for r in rows}, **feeds_on, "note": note}
-        print(json.dumps(_no_nan(document), indent=1, allow_nan=False))
-    else:
-        print(f"{title}\n\n{_table(header, rows)}" + (f"\n\n{note}" if note else ""))
+    if args.report:
+        print_report(*report_rows(args.universe, args.seed, args.real_dir), as_json=args.json)
     return 0
 
 

@@ -1,4 +1,11 @@
-"""What the strategy feeds on, synthetic beside real: the rows ``python -m data.synthetic --report`` adds.
+"""What the strategy feeds on, synthetic beside real, and the full calibration table.
+
+``python -m instances.calibration --report [--json] [--universe NAME] [--seed N] [--real-dir DIR]`` prints
+the data-level rows of ``python -m data.synthetic --report`` followed, for crypto universes, by the
+strategy-level rows below, with data.synthetic's printer (:func:`data.synthetic.print_report`; the data
+layer itself imports nothing from here). ``--json`` prints strict JSON by data.synthetic's convention
+(a non-finite number as ``null`` with a ``"<key>_reason"`` beside it), the strategy-level values under
+``"feeds_on"`` (:func:`strategy_calibration`); a ``-inf`` score there is a configuration the harness rejected.
 
 GEM buys tokens whose recent exponential trend is strong and clean, so a synthetic market is a fair
 stand-in for a real one only if it offers that signal as often and as reliably as real markets do, and
@@ -20,13 +27,18 @@ excluded), 2021-2025.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from data.candles import Candles
-from data.synthetic import CRYPTO_KINDS, generate, load_real, momentum_rank_ic
+from data.synthetic import (
+    CRYPTO_KINDS, UNIVERSES, build_parser, generate, load_real, momentum_rank_ic, print_report, report_rows,
+    strict_json,
+)
 from instances.pool import DEFAULTS_INDEX, pool_path, read_pool
 from instances.suite import load_suite
 from strategy.fits import trend_fit
@@ -131,3 +143,34 @@ def feeds_on_rows(cal: dict[str, Any], real: bool) -> list[list[object]]:
          "synthetic-v1"), spread(cal["best_of_200"]["real"], "real-v1")],
     ]
     return rows if real else [row[:2] for row in rows]
+
+
+REJECTED_REASON = "-inf: the harness rejected the configuration (a hard gate fired)"
+"""What the JSON report writes beside a ``null`` that stands for a ``-inf`` score."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m instances.calibration [--report [--json]] [--universe NAME] [--seed N] [--real-dir DIR]``.
+
+    The data-level table of :func:`data.synthetic.report_rows` plus, for crypto universes, the rows of
+    :func:`feeds_on_rows`; printed by :func:`data.synthetic.print_report` (markdown or strict JSON).
+    """
+    args = build_parser("python -m instances.calibration", __doc__.splitlines()[0],
+                        "print the full calibration table: data rows and what the strategy feeds on").parse_args(argv)
+    began = time.perf_counter()
+    candles = generate(args.universe, args.seed)
+    print(f"{candles!r} generated in {time.perf_counter() - began:.2f} s", file=sys.stderr)
+    if not args.report:
+        return 0
+    title, header, rows, note = report_rows(args.universe, args.seed, args.real_dir)
+    sections: dict[str, Any] = {}
+    if UNIVERSES[args.universe].crypto:
+        feeds_on = strategy_calibration(candles, args.real_dir)
+        rows = rows + feeds_on_rows(feeds_on, real=len(header) > 2)
+        sections["feeds_on"] = strict_json(feeds_on, {"-inf": REJECTED_REASON})  # its -inf are rejected scores
+    print_report(title, header, rows, note, as_json=args.json, sections=sections)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

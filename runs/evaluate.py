@@ -11,9 +11,11 @@ and strategy are the instance's; ``--params`` then takes flat ``{"block.field": 
 space (or nested blocks), missing ones at the defaults. ``--holdout`` scores the instance's holdout:
 for the user, never for a searcher.
 
-Prints ``{"score": ..., "base": {...}, "stress": {...}, "contract": ...}`` (score
-``"-inf"`` for a hard rejection). Bad parameters or data: exit code 2 and a
-one-line error on stderr. The harness never imports the strategy: this thin
+Prints ``{"score": ..., "reason": ..., "base": {...}, "stress": {...}, "contract": ...}``: score
+``"-inf"`` for a hard rejection, and then ``reason`` names the harness gate(s) that rejected it
+(``"annual return below -50%"``, ``"stress Calmar negative"``, both joined by ``"; "`` when both
+fire; :func:`rejection_reason`); ``reason`` is ``null`` for a finite score. Bad parameters or data:
+exit code 2 and a one-line error on stderr. The harness never imports the strategy: this thin
 driver injects it.
 """
 
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from data import load_universe
-from harness import SEARCH_END, SEARCH_START, WARMUP_DAYS, evaluate, evaluate_holdout
+from harness import SEARCH_END, SEARCH_START, WARMUP_DAYS, ensemble_score, evaluate, evaluate_holdout
+from harness.contract import REJECT_ANNUALIZED_BELOW
 from instances import find_instance
 from strategy import STRATEGIES
 from strategy.space import SearchSpace
@@ -43,6 +46,40 @@ def parse_params(text: str) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError("--params must be a JSON object of parameter names to values")
     return params
+
+
+ANNUAL_GATE = f"annual return below {REJECT_ANNUALIZED_BELOW:.0%}"
+"""The harness's first hard gate: the base run's annualised return below ``REJECT_ANNUALIZED_BELOW``."""
+CALMAR_GATE = "stress Calmar negative"
+"""The harness's second hard gate: the stress run's (higher fees) Calmar ratio below zero."""
+_NEUTRAL_ANNUAL, _NEUTRAL_CALMAR = {"annualized_return_pct": 0.0}, {"calmar_ratio": 0.0}
+"""Metric values that pass the respective gate (a zero return, a zero Calmar)."""
+
+
+def rejection_reason(base: dict[str, float], stress: dict[str, float]) -> str | None:
+    """Which hard gate(s) of :func:`harness.ensemble_score` rejected ``base``/``stress``, or None if neither.
+
+    Each gate is read from the harness's own function: ``ensemble_score`` is asked again with the
+    other gate's input set to a passing value, so the verdict is the harness's, whatever its thresholds.
+    Both gates are named (``"; "``-joined) when both fire; a rejection that stays with both inputs
+    passing (a gate the harness gained later) is named as unexplained instead.
+    """
+    rejected = float("-inf")
+    if ensemble_score(base, stress) != rejected:
+        return None
+    if ensemble_score({**base, **_NEUTRAL_ANNUAL}, {**stress, **_NEUTRAL_CALMAR}) == rejected:
+        return "rejected by harness.ensemble_score (a gate not named here)"
+    gates = [gate for gate, (b, s) in ((ANNUAL_GATE, (base, {**stress, **_NEUTRAL_CALMAR})),
+                                       (CALMAR_GATE, ({**base, **_NEUTRAL_ANNUAL}, stress)))
+             if ensemble_score(b, s) == rejected]
+    return "; ".join(gates)
+
+
+def result_json(result) -> dict[str, Any]:
+    """``result.to_json()`` with ``"reason"`` after the score (:func:`rejection_reason`; None when finite)."""
+    document = result.to_json()
+    reason = rejection_reason(result.base, result.stress) if result.rejected else None
+    return {"score": document.pop("score"), "reason": reason, **document}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result.to_json(), indent=2))
+    print(json.dumps(result_json(result), indent=2))
     return 0
 
 

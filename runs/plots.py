@@ -1,6 +1,6 @@
 """Comparison plots (matplotlib, PNG).
 
-One problem instance (``runs.compare``): :func:`best_so_far_plot`. A suite of instances (inputs are the outputs of ``runs.stats``):
+One problem instance (``runs.compare``): :func:`best_so_far_plot`. A suite of instances (inputs are the outputs of ``stats``):
 :func:`cd_diagram_plot`, :func:`performance_profile_plot`, :func:`normalised_vs_budget_plot`,
 :func:`suite_runtime_ecdf_plot`, :func:`holdout_instances_plot`.
 
@@ -10,7 +10,11 @@ returns the open matplotlib figure (for tests and notebooks; close it yourself).
 * ``-inf`` (nothing feasible yet / rejected) is drawn as ``-inf``: in a grey band below the finite
   range, labelled, with a ``-inf`` tick -- never floored to some finite score.
 * Titles are wrapped to the figure's width and figures use constrained layout, so nothing is clipped.
-* Only searchers that ran appear; each searcher keeps one colour across all plots.
+* Only searchers that ran appear; each searcher keeps one colour across all plots
+  (:data:`SEARCHER_COLOURS`; every registered searcher has its own, perceptually distinct one).
+* Axis labels name their units: raw ``ensemble_score``, the normalised score (0 = random search's
+  expected best, 1 = the best ever seen on the instance), a score divided by an instance's in-sample
+  range, mean ranks, or real evaluations.
 """
 
 from __future__ import annotations
@@ -35,15 +39,31 @@ NEG_INF_LABEL = "no feasible configuration yet (-inf)"
 NEG_INF_BAND_GID = "neg-inf-band"
 """``gid`` of the band patch that stands for ``-inf`` (tests look for it)."""
 
-_KNOWN = ["phased", "random", "tpe", "gp", "ppo", "optuna-gp", "phased-bear"]
-_PALETTE = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+CD_BAR_GID = "cd-bar"
+"""``gid`` of the critical-difference bar of :func:`cd_diagram_figure` (its line and end ticks)."""
+CD_NOTE_GID = "cd-note"
+"""``gid`` of the note that stands in for the CD bar when none is drawn."""
+CD_RANK_LABEL_GID = "cd-rank-label"
+"""``gid`` of the rank axis' label in :func:`cd_diagram_figure`."""
+
+SEARCHER_COLOURS: dict[str, str] = {
+    "phased": "#1f77b4", "random": "#ff7f0e", "tpe": "#2ca02c", "gp": "#d62728", "ppo": "#9467bd",
+    "optuna-gp": "#8c564b", "phased-bear": "#e377c2", "smac": "#7f7f7f", "cmaes": "#bcbd22", "sobol": "#17becf",
+    "candidates-ucb": "#ff00ff", "edit-fresh-or-climb": "#a6761d", "ppo-edit": "#4b0082",
+}
+"""The fixed colour of every registered searcher (``policies.SEARCHERS``): tab10 and three more, chosen so
+that every pair lies far apart in CIELAB (``tests/test_user_facing.py`` checks the smallest distance).
+A searcher registered later gets its entry here."""
+
+_OTHER_COLOURS = ("#556b2f", "#ff1493", "#b2df8a", "#f99379", "#1b9e77", "#004d40")
+"""Colours for names without an entry, chosen far from the fixed ones (two such names may share one)."""
 
 
 def colour(searcher: str) -> tuple[float, float, float]:
-    """The searcher's colour: fixed for the project's searchers, a stable hash for any other name."""
-    if searcher in _KNOWN:
-        return _PALETTE[_KNOWN.index(searcher)]
-    return _PALETTE[len(_KNOWN) + zlib.crc32(searcher.encode()) % (len(_PALETTE) - len(_KNOWN))]
+    """The searcher's colour: :data:`SEARCHER_COLOURS` for the registered searchers; any other name gets
+    one of :data:`_OTHER_COLOURS` by a CRC-32 of the name (the same in every process)."""
+    code = SEARCHER_COLOURS.get(searcher) or _OTHER_COLOURS[zlib.crc32(searcher.encode()) % len(_OTHER_COLOURS)]
+    return matplotlib.colors.to_rgb(code)
 
 
 def _figure(width: float = 7.0, height: float = 4.5) -> tuple[Figure, Any]:
@@ -174,7 +194,7 @@ def best_so_far_figure(runs: Runs, budget: int, title: str | None = None) -> Fig
         ax.plot(x, scale(median), label=f"{name} (n={n})", color=colour(name), drawstyle="steps-post")
         ax.fill_between(x, scale(q25), scale(q75), alpha=0.2, color=colour(name), step="post")
     scale.finish(ax)
-    _decorate(fig, ax, "real evaluations", "best ensemble_score so far",
+    _decorate(fig, ax, "real evaluations", "best ensemble_score so far (raw score)",
               title or "Best-so-far (median and IQR over seeds)")
     return fig
 
@@ -184,11 +204,21 @@ def best_so_far_plot(runs: Runs, budget: int, path: Path, title: str | None = No
     return _save(best_so_far_figure(runs, budget, title), path)
 
 
-def holdout_figure(points: Mapping[str, Sequence[tuple[float, float]]], title: str | None = None) -> Figure:
+RAW_UNITS = "ensemble_score"
+"""Units of :func:`holdout_figure`'s points when they are raw scores."""
+RANGE_UNITS = ("score / the instance's in-sample range\n(best ever seen - random search's expected best "
+               "at the full budget)")
+"""Units of :func:`holdout_figure`'s points when each was divided by its instance's in-sample range."""
+
+
+def holdout_figure(points: Mapping[str, Sequence[tuple[float, float]]], title: str | None = None,
+                   units: str = RAW_UNITS) -> Figure:
     """In-sample best vs sealed-holdout score of each run's winner (one marker per run).
 
     A holdout of ``-inf`` (rejected on the holdout) is drawn in the ``-inf`` band; runs with a
     missing (NaN) holdout or nothing feasible in-sample cannot be placed and are counted in the legend.
+    ``units``: what the numbers are, written into both axis labels (:data:`RAW_UNITS`, raw scores, by
+    default; :data:`RANGE_UNITS` for scores divided by their instance's range).
     """
     fig, ax = _figure(6.0, 5.2)
     kept: dict[str, list[tuple[float, float]]] = {}
@@ -223,22 +253,44 @@ def holdout_figure(points: Mapping[str, Sequence[tuple[float, float]]], title: s
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.7, ls="--", label="holdout = in-sample")
     ax.axhline(0, color="grey", lw=0.5)
     scale.finish(ax, label="rejected on the holdout (-inf)")
-    _decorate(fig, ax, "in-sample best score (search window)", "holdout score of that configuration",
-              title or "Does the in-sample lift survive the holdout?")
+    if units == RAW_UNITS:
+        xlabel, ylabel = "in-sample best ensemble_score (search window)", "holdout ensemble_score of that configuration"
+    else:
+        xlabel, ylabel = f"in-sample best {units}", f"holdout {units}"
+    _decorate(fig, ax, xlabel, ylabel, title or "Does the in-sample lift survive the holdout?")
     return fig
 
 
 # ---------------------------------------------------------------------------------------------
-# a suite of instances (inputs from runs.stats)
+# a suite of instances (inputs from stats)
 # ---------------------------------------------------------------------------------------------
 
+def cd_bar_note(cd: float | None, k: int, n_instances: int | None = None) -> str | None:
+    """Why :func:`cd_diagram_figure` draws no CD bar, or None when it draws one.
+
+    No bar with fewer than 2 instances (a Nemenyi test over one instance says nothing), without a
+    finite positive ``cd``, or when ``1 + cd`` lies beyond the rank axis ``1..k`` (no two mean ranks
+    can differ by more than ``k - 1``, so no pair could be told apart: the bar would only run off the axis).
+    """
+    if n_instances is not None and n_instances < 2:
+        return f"no critical difference: {n_instances} instance{'' if n_instances == 1 else 's'} (needs 2 or more)"
+    if cd is None or not math.isfinite(cd) or cd <= 0:
+        return "no critical difference computed"
+    if 1 + cd > k:
+        return f"no critical difference bar: CD {cd:.2f} exceeds the rank range {k - 1}"
+    return None
+
+
 def cd_diagram_figure(mean_ranks: Mapping[str, float], cd: float | None, groups: Sequence[Sequence[str]] = (),
-                      title: str | None = None) -> Figure:
+                      title: str | None = None, n_instances: int | None = None) -> Figure:
     """Critical-difference diagram (Demsar 2006): mean ranks on an axis (1 = best, at the left),
     the Nemenyi CD as a bar, and thick bars joining searchers that do not differ significantly.
 
     mean_ranks: ``{searcher: mean rank}`` (NaN ranks are left out); cd: from
-    ``runs.stats.nemenyi_cd`` (``None``: no bar); groups: from ``runs.stats.cd_groups``.
+    ``stats.nemenyi_cd``; groups: from ``stats.cd_groups``; n_instances: the number of instances the
+    ranks are over (named in the rank axis' label). The CD bar (``gid`` :data:`CD_BAR_GID`) is drawn only
+    where it means something and fits the axis; otherwise a note (``gid`` :data:`CD_NOTE_GID`) says why
+    (:func:`cd_bar_note`: fewer than 2 instances, no finite positive ``cd``, or ``1 + cd`` beyond the axis).
     """
     ranks = {k: float(v) for k, v in mean_ranks.items() if v is not None and math.isfinite(v)}
     order = sorted(ranks, key=lambda s: (ranks[s], s))
@@ -252,7 +304,7 @@ def cd_diagram_figure(mean_ranks: Mapping[str, float], cd: float | None, groups:
     bar_gap, row_gap = 0.12, 0.28
     name_top = -0.25 - bar_gap * len(groups)
     bottom = name_top - row_gap * rows - 0.1
-    fig, ax = _figure(width, 1.3 + 0.45 * (rows + 0.4 * len(groups)))
+    fig, ax = _figure(width, 1.6 + 0.45 * (rows + 0.4 * len(groups)))
     ax.hlines(0, 1, k, color="black", lw=1)
     for r in range(1, k + 1):
         ax.vlines(r, 0, 0.06, color="black", lw=1)
@@ -269,12 +321,18 @@ def cd_diagram_figure(mean_ranks: Mapping[str, float], cd: float | None, groups:
         if members:
             y = -0.15 - bar_gap * j
             ax.hlines(y, min(members) - 0.03, max(members) + 0.03, color="black", lw=3)
-    if cd is not None and math.isfinite(cd):
-        ax.hlines(0.35, 1, 1 + cd, color="black", lw=1.5)
-        ax.vlines([1, 1 + cd], 0.31, 0.39, color="black", lw=1.5)
+    note = cd_bar_note(cd, k, n_instances)
+    if note is None:
+        ax.hlines(0.35, 1, 1 + cd, color="black", lw=1.5, gid=CD_BAR_GID)
+        ax.vlines([1, 1 + cd], 0.31, 0.39, color="black", lw=1.5, gid=CD_BAR_GID)
         ax.text(1 + cd / 2, 0.42, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize="small")
+    else:
+        ax.text((1 + k) / 2, 0.35, note, ha="center", va="center", fontsize="small", color="0.3", gid=CD_NOTE_GID)
+    over = "instances" if n_instances is None else f"{n_instances} instance{'' if n_instances == 1 else 's'}"
+    ax.text((1 + k) / 2, 0.62, f"mean rank over {over} (1 = best)", ha="center", va="bottom", fontsize="small",
+            gid=CD_RANK_LABEL_GID)
     ax.set_xlim(1 - pad, k + pad)
-    ax.set_ylim(bottom, 0.62)
+    ax.set_ylim(bottom, 0.85)
     ax.axis("off")
     fit_title(fig, ax, title or "Critical-difference diagram (mean rank over instances, 1 = best; "
                                "bars join searchers the Nemenyi test cannot separate)")
@@ -282,9 +340,10 @@ def cd_diagram_figure(mean_ranks: Mapping[str, float], cd: float | None, groups:
 
 
 def cd_diagram_plot(mean_ranks: Mapping[str, float], cd: float | None, path: Path,
-                    groups: Sequence[Sequence[str]] = (), title: str | None = None) -> Path:
+                    groups: Sequence[Sequence[str]] = (), title: str | None = None,
+                    n_instances: int | None = None) -> Path:
     """PNG of :func:`cd_diagram_figure`."""
-    return _save(cd_diagram_figure(mean_ranks, cd, groups, title), path)
+    return _save(cd_diagram_figure(mean_ranks, cd, groups, title, n_instances), path)
 
 
 def _reference_lines(ax, axis: str = "x") -> None:
@@ -294,7 +353,7 @@ def _reference_lines(ax, axis: str = "x") -> None:
 
 
 def performance_profile_figure(profiles: Mapping[str, Mapping[str, np.ndarray]], title: str | None = None) -> Figure:
-    """Performance profiles with bootstrap bands: ``{searcher: runs.stats.performance_profile(...)}``."""
+    """Performance profiles with bootstrap bands: ``{searcher: stats.performance_profile(...)}``."""
     fig, ax = _figure()
     for name, prof in profiles.items():
         tau, y = np.asarray(prof["tau"]), np.asarray(prof["profile"])
@@ -304,8 +363,9 @@ def performance_profile_figure(profiles: Mapping[str, Mapping[str, np.ndarray]],
         ax.fill_between(tau, prof["lo"], prof["hi"], color=colour(name), alpha=0.2)
     _reference_lines(ax)
     ax.set_ylim(-0.02, 1.02)
-    _decorate(fig, ax, "normalised score tau (0 = random search's expected best, 1 = best ever seen)",
-              "fraction of runs with score > tau",
+    _decorate(fig, ax, "normalised score tau at the full budget\n(0 = random search's expected best, "
+                       "1 = best ever seen on the instance)",
+              "share of runs with normalised score > tau\n(each instance weighs the same)",
               title or "Performance profiles over instances (95% bootstrap bands)")
     return fig
 
@@ -318,7 +378,7 @@ def performance_profile_plot(profiles: Mapping[str, Mapping[str, np.ndarray]], p
 
 def normalised_vs_budget_figure(curves: Mapping[str, Mapping[str, Any]], statistic: str = "iqm",
                                 title: str | None = None) -> Figure:
-    """Normalised score vs budget: ``{searcher: runs.stats.normalised_vs_budget(...)[searcher]}``;
+    """Normalised score vs budget: ``{searcher: stats.normalised_vs_budget(...)[searcher]}``;
     the line is the ``statistic`` (``"iqm"`` or ``"mean"``) over instances, the band its bootstrap CI."""
     fig, ax = _figure()
     for name, c in curves.items():
@@ -327,7 +387,8 @@ def normalised_vs_budget_figure(curves: Mapping[str, Mapping[str, Any]], statist
         ax.fill_between(x, c[f"{statistic}_lo"], c[f"{statistic}_hi"], color=colour(name), alpha=0.2)
     _reference_lines(ax, "y")
     _decorate(fig, ax, "real evaluations (budget)",
-              "normalised score\n(0 = random's expected best, 1 = best ever seen)",
+              "normalised score at that budget\n(0 = random search's expected best at the same budget,\n"
+              "1 = best ever seen on the instance)",
               title or f"Normalised score vs budget ({statistic.upper()} over instances, 95% bootstrap band)")
     return fig
 
@@ -339,14 +400,15 @@ def normalised_vs_budget_plot(curves: Mapping[str, Mapping[str, Any]], path: Pat
 
 
 def suite_runtime_ecdf_figure(ecdf: Mapping[str, Any], title: str | None = None) -> Figure:
-    """Runtime ECDF over (instance, seed, target) triples: the output of ``runs.stats.runtime_ecdf``."""
+    """Runtime ECDF over (instance, seed, target) triples: the output of ``stats.runtime_ecdf``."""
     fig, ax = _figure()
     t = np.asarray(ecdf["t"])
     for name, v in ecdf["searchers"].items():
         ax.step(t, v["ecdf"], where="post", label=f"{name} (N={v['n_instances']})", color=colour(name))
     ax.set_ylim(-0.02, 1.02)
     levels = ", ".join(f"{q:g}" for q in ecdf.get("levels", []))
-    _decorate(fig, ax, "real evaluations", "share of (instance, seed, target) triples reached",
+    _decorate(fig, ax, "real evaluations", "share of (instance, seed, target) triples reached\n"
+                                           "(each instance weighs the same)",
               title or f"Runtime ECDF over instances; targets at normalised levels {levels} "
                        "of the full budget (0 = random search's expected best, 1 = best ever seen)")
     return fig
@@ -358,19 +420,30 @@ def suite_runtime_ecdf_plot(ecdf: Mapping[str, Any], path: Path, title: str | No
 
 
 def holdout_instances_figure(results: Sequence[Any], title: str | None = None) -> Figure:
-    """In-sample vs holdout of every (instance, seed) winner over a suite (``runs.stats.HoldoutResults``),
-    in units of each instance's ``scale`` when given; ``-inf`` holdouts in the band."""
+    """In-sample vs holdout of every (instance, seed) winner over a suite (``stats.HoldoutResults``);
+    ``-inf`` holdouts in the band.
+
+    When any instance has a ``scale`` (``stats.in_sample_scales``: best ever seen - random search's
+    expected best at the full budget), every score is divided by its instance's scale and the axes say
+    so (:data:`RANGE_UNITS`); instances without a scale then cannot share the axes and their runs are
+    counted as not placeable. Without any scale the points are raw ``ensemble_score``.
+    """
+    scaled = any(getattr(r, "scale", None) is not None for r in results)
     points: dict[str, list[tuple[float, float]]] = {}
     for res in sorted(results, key=lambda r: r.instance):
-        scale = 1.0 if getattr(res, "scale", None) is None else float(res.scale)
+        scale = getattr(res, "scale", None)
         for name, seeds in res.winners.items():
             for _, (a, b) in sorted(seeds.items()):
                 a = math.nan if a is None else float(a)
                 b = math.nan if b is None else float(b)
-                points.setdefault(name, []).append((a / scale if math.isfinite(a) else a,
-                                                    b / scale if math.isfinite(b) else b))
+                if scaled and scale is None:
+                    a = b = math.nan  # raw units among range units: not placeable
+                elif scaled:
+                    a, b = (v / float(scale) if math.isfinite(v) else v for v in (a, b))
+                points.setdefault(name, []).append((a, b))
     n = len({r.instance for r in results})
-    return holdout_figure(points, title or f"In-sample vs holdout score of each run's winner ({n} instances)")
+    return holdout_figure(points, title or f"In-sample vs holdout score of each run's winner ({n} instances)",
+                          units=RANGE_UNITS if scaled else RAW_UNITS)
 
 
 def holdout_instances_plot(results: Sequence[Any], path: Path, title: str | None = None) -> Path:

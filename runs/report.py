@@ -206,7 +206,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                                                folder / "normalised_vs_budget.png")]
     ranks = {s: a["mean_rank"] for s, a in summary["aggregate"].items()}
     if summary["rank_instances"]:
-        figures.append(plots.cd_diagram_plot(ranks, summary["cd"], folder / "cd_diagram.png",
+        figures.append(plots.cd_diagram_plot(ranks, summary["cd"], folder / "cd_diagram.png", n_instances=len(summary["rank_instances"]),
                                              groups=summary["cd_groups"]))
     usable = [n for n in stats.normalise_all(results, [budget]) if not n.excluded]
     if usable:
