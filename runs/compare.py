@@ -112,9 +112,20 @@ def same_objective(stored: dict[str, Any], config: dict[str, Any]) -> None:
                          "emulated trials (or two emulators) never mix in one experiment; use another --name")
 
 
+class OneDefaultHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with one default per option: argparse's ``(default: X)`` only where the help text names none
+    itself (options whose default depends on ``--quick`` say so in words) and the default is a value."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runs.compare", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=OneDefaultHelpFormatter)
     parser.add_argument("--suite", default=None,
                         help="a suite of problem instances: real-v1, synthetic-v1 or a suite file (docs/INSTANCES.md)")
     parser.add_argument("--instances", nargs="+", default=None, metavar="ID", help="only these instances of --suite")
@@ -134,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="experiment name (folder runs/out/NAME; default from the set-up)")
     parser.add_argument("--out", type=Path, default=OUT, help="parent folder of experiment folders")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL: sqlite:///file.db (default, in the folder), postgresql://..., "
-                             "or journal:FILE (default when --jobs > 1: several local processes)")
+                        help="Optuna storage URL: sqlite:///file.db, postgresql://..., or journal:FILE (default: "
+                             "SQLite in the experiment folder for one real-harness job, else a journal file there)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="worker processes here (default 1; quick: 2 where the machine has 2+ cores); 0: only "
                              "queue the runs for `python -m runs.worker` elsewhere, and report once they are done")
@@ -238,6 +249,14 @@ def _fill_from(previous: dict[str, Any], args: argparse.Namespace) -> None:
             args.emulator = REPO / previous["emulator"]["path"]
 
 
+def _no_experiment(name: str, out: Path, storage: str | None) -> str:
+    """The one-line error for ``--resume`` of an experiment that does not exist: the experiments that do."""
+    known = sorted(p.parent.name for p in Path(out).glob("*/config.json"))
+    where = f"{Path(out).resolve()}" + (f" or in {storage}" if storage else "")
+    return (f"--resume: no experiment named {name!r} in {where}; "
+            + (f"experiments there: {', '.join(known)}" if known else "there are none yet (drop --resume to start one)"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -247,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         config_path = (args.out / args.name).resolve() / "config.json"
         stored = json.loads(config_path.read_text()) if config_path.exists() else (
             worker.ExperimentQueue(args.storage, args.name).config if args.storage else None)
-        if stored:
-            _fill_from(stored, args)
+        if not stored:
+            print(f"error: {_no_experiment(args.name, args.out, args.storage)}", file=sys.stderr)
+            return 2
+        _fill_from(stored, args)
     objective = args.objective or "real"
     if args.emulator is not None and objective != "emulated":
         parser.error("--emulator needs --objective emulated")
@@ -265,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     if config_path.exists() and not args.resume:
         print(f"error: {folder} already holds an experiment; pass --resume to continue it or --name for a new one",
               file=sys.stderr)
+        return 2
+    queued = args.storage and worker.ExperimentQueue(args.storage, settings["name"]).config
+    if args.resume and not config_path.exists() and not queued:
+        print(f"error: {_no_experiment(settings['name'], args.out, args.storage)}", file=sys.stderr)
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}
     # an emulated trial takes about a millisecond: SQLite's commits (~90 ms a trial on the 2-core container) would

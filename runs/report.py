@@ -82,7 +82,8 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
                       f"@{b} {fmt(summary['by_budget'][str(b)]['friedman_p'])} / "
                       f"{fmt(summary['by_budget'][str(b)]['cd'], 2)}" for b in budgets) + "."]
     against = baseline in summary["aggregate"]
-    pairs = [p for p in summary["pairwise"] if baseline in (p["a"], p["b"])] if against else summary["pairwise"]
+    pairs = ([stats.oriented(p, p["b"] if p["a"] == baseline else p["a"]) for p in summary["pairwise"]
+              if baseline in (p["a"], p["b"])] if against else summary["pairwise"])  # always "searcher - baseline"
     if pairs:
         holm_key = "wilcoxon_holm_baseline_p" if against else "wilcoxon_holm_p"
         lines += ["", f"## Pairwise{' against the baseline' if against else ''}", "",
@@ -94,7 +95,7 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
                          f"{p['verdict']} |")
         family = (f"the {len(pairs)} comparisons with the baseline" if against
                   else f"all {len(summary['pairwise'])} pairs of searchers")
-        lines += ["", "Verdict: \"A beats B\" only where the 95% CI of the IQM of the per-instance differences excludes "
+        lines += ["", ("A is the searcher and B the baseline in every row. " if against else "") + "Verdict: \"A beats B\" only where the 95% CI of the IQM of the per-instance differences excludes "
                   "zero (and at least 5 instances); otherwise the data cannot tell. P(A > B): probability that a run of "
                   "A beats a run of B on the same instance, averaged over instances. Wilcoxon signed-rank test over "
                   f"instances, Holm-corrected over {family} (summary.json holds both corrections)."]

@@ -73,6 +73,7 @@ from stats.bootstrap import (
 from stats.ranks import mean_ranks, friedman_p, nemenyi_q, nemenyi_cd, holm, wilcoxon_p, cd_groups
 from stats.summaries import (
     DEFAULT_LEVELS,
+    oriented,
     ecdf_targets,
     runtimes,
     runtime_ecdf,
@@ -120,6 +121,6 @@ __all__ = [
     "holdout_summary",
     "in_sample_scales",
     "score_table",
-    "aggregate_table",
+    "aggregate_table", "oriented",
     "json_safe",
 ]

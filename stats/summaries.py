@@ -333,3 +333,27 @@ def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int]
     }
 
 
+
+
+def _negated(pair: Sequence[float] | None) -> list[float] | None:
+    return None if pair is None else [-float(pair[1]), -float(pair[0])]
+
+
+def _complement(pair: Sequence[float] | None) -> list[float] | None:
+    return None if pair is None else [1.0 - float(pair[1]), 1.0 - float(pair[0])]
+
+
+def oriented(row: dict[str, Any], first: str) -> dict[str, Any]:
+    """A pairwise row of :func:`aggregate_table` read as ``first - other``: as it is when ``first`` is its ``"a"``, else
+    with ``a`` and ``b`` swapped, the differences and their intervals negated and ``P(A > B)`` complemented (the
+    bootstrap intervals are symmetric under the swap: the same replicates give ``-[hi, lo]`` and ``1 - [hi, lo]``;
+    Mann-Whitney counts ties as one half, so ``P(B > A) = 1 - P(A > B)``). The p-values and the verdict, which
+    name the winner, are unchanged. The report reads every comparison with the baseline as "searcher - baseline"."""
+    if row["a"] == first:
+        return dict(row)
+    if row["b"] != first:
+        raise ValueError(f"{first!r} is neither side of the pair {row['a']!r} vs {row['b']!r}")
+    return {**row, "a": row["b"], "b": row["a"],
+            "diff_iqm": -row["diff_iqm"], "diff_iqm_ci": _negated(row["diff_iqm_ci"]),
+            "diff_mean": -row["diff_mean"], "diff_mean_ci": _negated(row["diff_mean_ci"]),
+            "p_improvement": 1.0 - row["p_improvement"], "p_improvement_ci": _complement(row["p_improvement_ci"])}
