@@ -2,7 +2,7 @@
 
 ``python -m instances.calibration --report [--json] [--universe NAME] [--seed N] [--real-dir DIR]`` prints
 the data-level rows of ``python -m data.synthetic --report`` followed, for crypto universes, by the
-strategy-level rows below, with data.synthetic's printer (:func:`data.synthetic.print_report`; the data
+strategy-level rows below, with data.calibration's printer (:func:`data.calibration.print_report`; the data
 layer itself imports nothing from here). ``--json`` prints strict JSON by data.synthetic's convention
 (a non-finite number as ``null`` with a ``"<key>_reason"`` beside it), the strategy-level values under
 ``"feeds_on"`` (:func:`strategy_calibration`); a ``-inf`` score there is a configuration the harness rejected.
@@ -10,9 +10,9 @@ layer itself imports nothing from here). ``--json`` prints strict JSON by data.s
 GEM buys tokens whose recent exponential trend is strong and clean, so a synthetic market is a fair
 stand-in for a real one only if it offers that signal as often and as reliably as real markets do, and
 if the strategy scores in the same range on it. Beside the stylised facts of
-:func:`data.synthetic.calibration`:
+:func:`data.calibration.calibration`:
 
-* the 4-week cross-sectional momentum rank IC (:func:`data.synthetic.momentum_rank_ic`), 2021-2025,
+* the 4-week cross-sectional momentum rank IC (:func:`data.calibration.momentum_rank_ic`), 2021-2025,
   on the reported draw and averaged over the ``synthetic-v1`` draws;
 * from the 30-day exponential fits the specialists use (:func:`strategy.fits.trend_fit`): the share of
   listed crypto tokens with ``a1 > 1`` and ``R^2 > 0.5`` on a day (mean over days) and the median ``R^2``;
@@ -35,10 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from data.candles import Candles
-from data.synthetic import (
-    CRYPTO_KINDS, UNIVERSES, build_parser, generate, load_real, momentum_rank_ic, print_report, report_rows,
-    strict_json,
-)
+from data.calibration import build_parser, load_real, momentum_rank_ic, print_report, report_rows, strict_json
+from data.synthetic import CRYPTO_KINDS, UNIVERSES, generate
 from instances.pool import DEFAULTS_INDEX, pool_path, read_pool
 from instances.suite import load_suite
 from strategy.fits import trend_fit
@@ -152,8 +150,8 @@ REJECTED_REASON = "-inf: the harness rejected the configuration (a hard gate fir
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m instances.calibration [--report [--json]] [--universe NAME] [--seed N] [--real-dir DIR]``.
 
-    The data-level table of :func:`data.synthetic.report_rows` plus, for crypto universes, the rows of
-    :func:`feeds_on_rows`; printed by :func:`data.synthetic.print_report` (markdown or strict JSON).
+    The data-level table of :func:`data.calibration.report_rows` plus, for crypto universes, the rows of
+    :func:`feeds_on_rows`; printed by :func:`data.calibration.print_report` (markdown or strict JSON).
     """
     args = build_parser("python -m instances.calibration", __doc__.splitlines()[0],
                         "print the full calibration table: data rows and what the strategy feeds on").parse_args(argv)

@@ -76,12 +76,6 @@ def _universe(source: str, seed: int) -> Candles:
     return load_universe(source, seed=seed)
 
 
-@lru_cache(maxsize=1)
-def _generator_sha256() -> str:
-    """SHA-256 of the synthetic generator's source (``data/synthetic.py``)."""
-    return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()
-
-
 @lru_cache(maxsize=8)
 def _search_candles(instance: "Instance") -> Candles:
     return instance.universe_candles().sealed(instance.split.search_end, name=instance.id)
@@ -144,13 +138,13 @@ class Instance:
         pools and emulators, are reused only while it holds).
 
         The data: a file's search-window candles, byte for byte (loads them once). A generated universe
-        (``data.synthetic``): the generator's source instead, because its floating-point output differs in the last
+        (``data.synthetic``): the generator's identity (:data:`data.synthetic.GENERATOR_ID`) instead, because its floating-point output differs in the last
         bits between CPUs (numpy's AVX-512 and AVX2 kernels for exp and log; measured: every synthetic-v1 draw's
         candle bytes differed between the AMD EPYC and the Intel Xeon container), while the same definition and
         generator give the same universe, up to that rounding, everywhere."""
         digest = hashlib.sha256(json.dumps(self.definition(), sort_keys=True).encode())
         if self.universe.split(":")[0] in UNIVERSES:
-            digest.update(_generator_sha256().encode())
+            digest.update(synthetic.GENERATOR_ID.encode())
         else:
             digest.update(self.search_candles().fingerprint.encode())
         return digest.hexdigest()

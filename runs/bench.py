@@ -63,7 +63,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from data import Candles, load_universe
-from data.synthetic import REAL_DATA_DIR
+from data.calibration import REAL_DATA_DIR
 from harness import SEARCH_END, evaluate
 from strategy import PRESETS, STRATEGIES, GemParams, Strategy
 from strategy.space import SearchSpace

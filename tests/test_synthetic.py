@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import platform
+
 import numpy as np
 import pytest
 
 from data import load_universe
 from data.candles import FIELDS, REGIME_NAMES
-from data.synthetic import (
-    UNIVERSES, _generate, annualised_vol, autocorr, calibration, excess_kurtosis, generate, load_real, log_returns,
-    momentum_rank_ic, report, run_lengths,
+from data.calibration import (
+    annualised_vol, autocorr, calibration, excess_kurtosis, load_real, log_returns, momentum_rank_ic, report, run_lengths,
 )
+from data.synthetic import UNIVERSES, _generate, generate
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return ""
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +216,33 @@ def test_calibration_close_to_real_data(universe, shared_data):
 def test_basket_report_with_real_data(shared_data):
     text = report("bear-basket", seed=0, real_dir=shared_data)
     assert "| EURUSDT annualised vol |" in text and "bear_portfolio_candles.csv" in text
+
+
+GENERATED_DIGESTS = {
+    ("synthetic", 0): "6c1386b8321aba2b", ("synthetic", 1): "9cad3e1647976524",
+    ("synthetic-small", 0): "527e6fe19d7bf1aa", ("synthetic-small", 1): "65aa7bd0c3a87cca",
+    ("bear-basket", 0): "02c5f12f118274dd", ("bear-basket", 1): "94f04449a1cb2934",
+}
+"""SHA-256 prefixes of the generated candles (every array and scalar field) at ``GENERATOR_ID``, recorded on an
+x86-64 AVX-512 machine: a different digest means the generator's output changed."""
+
+
+def _candles_digest(candles) -> str:
+    digest = hashlib.sha256()
+    for f in dataclasses.fields(candles):
+        value = getattr(candles, f.name)
+        if isinstance(value, np.ndarray):
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, (str, int, float, tuple, list)):
+            digest.update(repr(value).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or "avx512f" not in _cpu_flags(), reason="digests recorded on "
+                    "x86-64 with AVX-512: numpy's exp/log kernels differ in the last bits elsewhere")
+@pytest.mark.parametrize("name,seed", sorted(GENERATED_DIGESTS))
+def test_generator_output_matches_its_identity(name, seed):
+    """The synthetic instances' fingerprints name the generator by ``GENERATOR_ID``, not by its source: if what it
+    draws changes, this fails, and ``GENERATOR_ID`` must change with it (then rebuild the synthetic pools and
+    emulators: ``python -m runs.instances --suite synthetic-v1 --describe``, ``python -m runs.emulator build``)."""
+    assert _candles_digest(_generate.__wrapped__(name, seed)) == GENERATED_DIGESTS[(name, seed)]

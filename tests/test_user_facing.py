@@ -258,7 +258,7 @@ def test_rejection_reason_reads_each_gate_of_the_harness():
 
 # --------------------------------------------------------------------------- 5. strict JSON, one table printer
 def test_strict_json_writes_non_finite_numbers_as_null_with_a_reason():
-    from data.synthetic import strict_json
+    from data.calibration import strict_json
 
     doc = strict_json({"a": -math.inf, "b": [1.0, math.nan], "c": {"d": np.float64(math.inf), "e": np.int64(2)}})
     json.dumps(doc, allow_nan=False)
@@ -269,7 +269,7 @@ def test_strict_json_writes_non_finite_numbers_as_null_with_a_reason():
 
 
 def test_data_synthetic_report_json_is_strict_and_data_level_only(capsys, tmp_path):
-    from data.synthetic import main
+    from data.calibration import main
 
     assert main(["--report", "--json", "--universe", "synthetic-small", "--real-dir", str(tmp_path / "absent")]) == 0
     doc = _strict_loads(capsys.readouterr().out)
@@ -278,8 +278,17 @@ def test_data_synthetic_report_json_is_strict_and_data_level_only(capsys, tmp_pa
     assert not [label for label in doc["rows"] if "momentum rank IC" in label or "score" in label]
 
 
+def test_the_documented_data_synthetic_command_prints_strict_json():
+    """``python -m data.synthetic --report --json`` (the module delegates to data.calibration), with the real data
+    beside it when ``../shared/data`` is there."""
+    command = [sys.executable, "-m", "data.synthetic", "--report", "--json", "--universe", "synthetic-small"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "BTC annualised vol" in _strict_loads(done.stdout)["rows"]
+
+
 def test_data_synthetic_help_documents_the_json_convention(capsys):
-    from data.synthetic import main
+    from data.calibration import main
 
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -313,14 +322,14 @@ def test_instances_calibration_report_json_is_strict_with_the_feeds_on_rows(tmp_
 
 def test_instances_calibration_markdown_report_uses_the_data_layer_printer(capsys, tmp_path):
     """One implementation: the calibration command's table is the data command's table plus the feeds-on rows."""
-    from data import synthetic
+    from data import calibration as data_calibration
     from instances import calibration
 
-    assert synthetic.main(["--report", "--universe", "synthetic-small", "--real-dir", str(tmp_path / "absent")]) == 0
+    assert data_calibration.main(["--report", "--universe", "synthetic-small", "--real-dir", str(tmp_path / "absent")]) == 0
     data_table = capsys.readouterr().out
     assert data_table.startswith("Calibration of `synthetic-small`") and "| BTC annualised vol |" in data_table
     assert "momentum rank IC" not in data_table
-    assert calibration.print_report is synthetic.print_report and calibration.report_rows is synthetic.report_rows
+    assert calibration.print_report is data_calibration.print_report and calibration.report_rows is data_calibration.report_rows
     assert not hasattr(calibration, "_table") and not hasattr(calibration, "report_document")
 
 
