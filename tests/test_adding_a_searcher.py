@@ -1,4 +1,4 @@
-"""docs/ADDING_A_SEARCHER.md's example searcher, run exactly as the page shows it: exact budget, determinism, resume."""
+"""docs/tutorial/adding-a-searcher.md's example searcher, run exactly as the page shows it: exact budget, determinism, resume."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from env.records import params_key
 from policies.base import SEARCHERS, make, run
 from strategy.space import SearchSpace
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "ADDING_A_SEARCHER.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "tutorial" / "adding-a-searcher.md"
 NAME = "local-walk-doc-test"
 SPACE = SearchSpace("joint")
 BUDGET = 40
@@ -97,3 +97,13 @@ def test_the_example_stops_when_everything_is_a_duplicate(searcher_name):
     objective = _objective(budget=10_000)
     run(make(searcher_name, step=0.0, patience=10**9), objective, 0)
     assert objective.used == 1 and objective.cache_hits == 1000
+
+
+def test_the_pages_import_line_is_the_registrys_own():
+    """Pasting the page's line into ``policies/__init__.py`` must register every searcher it registers today (the
+    line once lacked ``design``, and pasting it unregistered ``sobol``)."""
+    registry = Path(__file__).resolve().parents[1] / "policies" / "__init__.py"
+    (line,) = [x for x in registry.read_text().splitlines() if x.startswith("from policies import ")]
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
+    shown = [x for b in blocks for x in b.splitlines() if x.startswith("from policies import ")]
+    assert shown == [line]
