@@ -3,7 +3,7 @@ against real data.
 
 ``python -m data.synthetic --report [--json] [--universe NAME] [--seed N] [--real-dir DIR]`` prints the
 data-level calibration table (the stylised facts of :func:`calibration`, or per token for ``bear-basket``)
-against the real data in ``../shared/data`` (see ``docs/DATA.md``). The strategy-level rows (what the
+against the real data in ``../shared/data`` (see ``docs/reference/data.md``). The strategy-level rows (what the
 strategy feeds on) need the layers above data: ``python -m instances.calibration --report`` prints the full
 table, through this module's :func:`report_rows` and :func:`print_report`.
 

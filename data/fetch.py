@@ -28,7 +28,7 @@ Every fetched row goes through the same validation as a loaded file.
   in windows of ``span`` days, asking for the price nearest 12:00 UTC of each day
   within +-12 h, so each point lies inside its own UTC day. Each day becomes a candle
   ``open = high = low = close = price`` with volume 0.0 (DefiLlama has no OHLC or
-  volume); see ``docs/DATA.md``.
+  volume); see ``docs/reference/data.md``.
 
 HTTP goes through a ``get_json(url) -> object`` callable (default: :func:`urllib_get_json`,
 standard library only), so tests replay recorded responses. HTTP 429 and 418 (rate
@@ -327,7 +327,7 @@ def fetch_bybit(symbols: Sequence[str], start: dt.date, end: dt.date, *, get_jso
 
     Token names are the symbols (``BTCUSDT``); volume is the contracts traded (for USDT
     perpetuals one contract is one unit of the base coin); the output matches
-    ``bybit_perp_daily.csv.gz`` (see ``docs/DATA.md``, "Fetchers").
+    ``bybit_perp_daily.csv.gz`` (see ``docs/reference/data.md``, "Fetchers").
 
     * A candle is kept once closed: open time + 1 day <= ``now_ms`` (the current day is dropped).
     * The listing-day candle (a symbol's first) with a price <= 0 is dropped and ``log`` gets a

@@ -23,7 +23,7 @@ single coin, else their symbol + ``"USD"``.
 
 All formats go through :func:`data.validation.validate`; bad input raises
 :class:`DataError` naming the file, the line and the problem. The decision table
-is in ``docs/DATA.md``, "Loaders and validation".
+is in ``docs/reference/data.md``, "Loaders and validation".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ frame with one row per input row and the columns
 low, close, volume, line`` (``date`` is ``datetime64[D]``, one row per token and
 UTC day), or raises :class:`DataError` naming the input, the line and the
 problem. :func:`merge` unions tidy frames from several inputs. The decision table
-(what is rejected, what is repaired) is in ``docs/DATA.md``, "Loaders and validation".
+(what is rejected, what is repaired) is in ``docs/reference/data.md``, "Loaders and validation".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Problem instances and suites: what a searcher comparison replicates over (see ``docs/INSTANCES.md``).
+"""Problem instances and suites: what a searcher comparison replicates over (see ``docs/reference/instances.md``).
 
 ``load_suite("real-v1")`` reads a shipped suite (``instances/suites/*.toml``) or a user's file by path;
 ``find_instance(id)`` looks an instance up; ``Instance.default(universe)`` is the seed's protocol on any

@@ -33,10 +33,10 @@ A degenerate policy still runs a sensible Bayesian optimisation (every candidate
 acquisition argmax), so the policy can only add a schedule on top of GP-BO; its feature
 GP (isotropic, no hyper-parameter optimiser, so that it is cheap enough to train on) is
 weaker than :mod:`surrogate.gp`'s ARD GP, which is where it is expected to lose to a
-well-tuned GP-BO on high-dimensional real objectives (see ``docs/PPO.md`` for numbers).
+well-tuned GP-BO on high-dimensional real objectives (see ``docs/RESULTS.md`` for numbers).
 
 Default policy: :data:`DEFAULT_POLICY`, chosen among the committed candidate policies on the
-validation instances of its split (``python -m learn.ablation --validate``; docs/PPO.md). It was
+validation instances of its split (``python -m learn.ablation --validate``; docs/howto/training-a-policy.md). It was
 meta-trained on the emulators of ``real-v1``'s Binance spot instances: a run on one of its training or
 validation instances is not a held-out result, so the searcher records the instance's role in
 ``stats["pretrain_role"]`` (``training`` / ``validation`` / ``test`` / ``unseen``) and warns on the first two.
@@ -303,7 +303,7 @@ class FixedRuleSearch(Searcher):
 @register("candidates-ucb")
 class CandidatesUCBSearch(FixedRuleSearch):
     """``ppo``'s candidate generator, always taking the UCB candidate (slot 4): the best fixed rule of the
-    candidate-policy ablation on the emulated Bybit test instances (docs/PPO.md)."""
+    candidate-policy ablation on the emulated Bybit test instances (docs/RESULTS.md)."""
 
     design, rule, policy = "candidates", "slot 4 (ucb)", DEFAULT_POLICY
 

@@ -13,7 +13,7 @@ Every instance x searcher x seed is one run against its own budgeted ``env.Objec
 instance's problem (search window, strategy, space). Trials go to an Optuna storage (one study per run,
 ``<name>/<instance>/<searcher>/seed<n>``) and to ``runs/out/<name>/``: ``config.json``,
 ``runs/<instance>/<searcher>-seed<n>.tsv``, the merged ``trials.tsv``, ``summary.json`` (strict JSON),
-PNG plots and ``report.md``. The statistics (``stats/``, ``docs/STATISTICS.md``) take the
+PNG plots and ``report.md``. The statistics (``stats/``, ``docs/reference/statistics.md``) take the
 instance as the unit of replication: seeds are averaged within an instance, intervals resample
 instances and seeds. Exit codes: 0 done, 1 some run failed, 2 bad arguments, suite or data.
 """
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runs.compare", description=__doc__.split("\n\n")[0],
                                      formatter_class=OneDefaultHelpFormatter)
     parser.add_argument("--suite", default=None,
-                        help="a suite of problem instances: real-v1, synthetic-v1 or a suite file (docs/INSTANCES.md)")
+                        help="a suite of problem instances: real-v1, synthetic-v1 or a suite file (docs/reference/instances.md)")
     parser.add_argument("--instances", nargs="+", default=None, metavar="ID", help="only these instances of --suite")
     parser.add_argument("--searcher", nargs="+", default=None, metavar="NAME",
                         help=f"searchers to compare (default: {' '.join(DEFAULT_SEARCHERS)})")
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"with --suite: 4 instances, {QUICK_SUITE['seeds']} seeds, budget {QUICK_SUITE['budget']}; "
                              "2 jobs")
     parser.add_argument("--objective", choices=("real", "emulated"), default=None,
-                        help="real harness evaluations (default), or the instances' emulators (docs/EMULATOR.md): "
+                        help="real harness evaluations (default), or the instances' emulators (docs/reference/emulator.md): "
                              "emulated experiments are separate experiments (name suffix -emulated), never mixed "
                              "with real ones, and score no holdout")
     parser.add_argument("--emulator", type=Path, default=None,
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}
     # an emulated trial takes about a millisecond: SQLite's commits (~90 ms a trial on the 2-core container) would
-    # be all its cost, a journal file's ~7 ms (docs/EMULATOR.md)
+    # be all its cost, a journal file's ~7 ms (docs/log/2026-11-emulator-log.md)
     default = (f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 and objective == "real"
                else f"journal:{folder / 'trials.journal'}")
     storage = args.storage or previous.get("storage") or default

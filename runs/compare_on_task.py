@@ -1,4 +1,4 @@
-"""Searchers on ``SyntheticTask``: the table of ``docs/SEARCHERS.md`` (``python -m runs.compare_on_task``).
+"""Searchers on ``SyntheticTask``: the table of ``docs/log/2026-11-searchers-log.md`` (``python -m runs.compare_on_task``).
 
 Each searcher runs once per task seed at the largest budget (all searchers
 are anytime: their first ``b`` evaluations do not depend on the budget), and

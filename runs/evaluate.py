@@ -84,7 +84,7 @@ def result_json(result) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runs.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instance", help="a problem instance id (docs/INSTANCES.md); replaces --data, --seed, "
+    parser.add_argument("--instance", help="a problem instance id (docs/reference/instances.md); replaces --data, --seed, "
                         "--start, --end, --warmup-days and --strategy")
     parser.add_argument("--suite", help="the suite file holding --instance (default: the shipped suites)")
     parser.add_argument("--holdout", action="store_true", help="with --instance: score its holdout window instead")

@@ -197,7 +197,7 @@ def _setup(config: dict[str, Any], space: SearchSpace) -> str:
     n = len(config["instances"])
     where = f"suite `{config['suite']}`, {n} instance(s)" if config.get("suite") else f"one instance ({config['instances'][0]['id']})"
     return (f"{where}, space {space.name} ({len(space)} axes), budget {config['budget']}, seeds {config['seeds']}, "
-            f"searchers {config['searchers']}; aggregates: IQM over instances [95% bootstrap CI] (docs/STATISTICS.md).")
+            f"searchers {config['searchers']}; aggregates: IQM over instances [95% bootstrap CI] (docs/reference/statistics.md).")
 
 
 # --------------------------------------------------------------------------- interactions

@@ -65,7 +65,7 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
               "seen on the instance (1 = that best, 0 = random search's expectation, below 0 = worse than random; "
               "-inf counts as the instance's lowest finite score). Seeds are averaged within an instance; IQM = mean "
               "of the middle 50% of instances; CIs: percentile bootstrap resampling instances and seeds within them "
-              "(docs/STATISTICS.md). Mean rank: over instances where every searcher ran (1 = best). Runs: "
+              "(docs/reference/statistics.md). Mean rank: over instances where every searcher ran (1 = best). Runs: "
               "instance x seed runs.", "",
               f"Friedman test over instances: p = {fmt(summary['friedman_p'])}; Nemenyi critical difference "
               f"(alpha 0.05) = {fmt(summary['cd'], 2)} ranks over {len(summary['rank_instances'])} instances."]
@@ -289,7 +289,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
     lines += cost_table(infos)
     machines = Counter(info.get("machine", "not recorded") for info in infos)
     lines += ["", "Machines (run parts done there): " + "; ".join(f"{m} ({n})" for m, n in sorted(machines.items())) + ". A run is "
-              "replayed exactly only on the CPU family that made it (`docs/RUNS.md`, \"Reproducibility across CPUs\")."]
+              "replayed exactly only on the CPU family that made it (`docs/RESULTS.md`, \"Reproducibility across CPUs\")."]
     warm_log = folder / "warm.json"
     if warm_log.exists():
         warmed = [json.loads(line) for line in warm_log.read_text().splitlines() if line.strip()]

@@ -26,7 +26,7 @@ may die) and exits when every run is done.
 
 Storage: PostgreSQL (or any server database SQLAlchemy reaches) for several
 machines; ``journal:FILE`` for several processes on one machine. SQLite is
-refused here: it cannot arbitrate claims between processes (docs/RUNS.md).
+refused here: it cannot arbitrate claims between processes (docs/howto/several-machines.md).
 Exit codes: 0 every run done, 1 some run raised (its claim is FAIL with the
 error; the next ``runs.compare --resume`` queues it again), 2 bad arguments,
 130 stopped by Ctrl-C or ``kill PID`` (SIGTERM): the run in progress goes back to

@@ -1,7 +1,7 @@
 """Which searchers replay bit for bit when the numeric libraries take other SIMD code paths?
 
 A searcher run replays exactly on one machine (tested), but the full comparison's seed 0 did not replay between
-an AVX2 (AMD EPYC) and an AVX-512 (Intel Xeon) container (docs/RUNS.md, "Reproducibility across CPUs"). This
+an AVX2 (AMD EPYC) and an AVX-512 (Intel Xeon) container (docs/log/2026-11-runs-log.md, "Reproducibility across CPUs"). This
 script isolates the searchers' own arithmetic: it runs every registered searcher (seed 0) on one emulated
 ``real-v1`` instance -- an objective whose scores are LightGBM tree sums, checked here to be the same on both
 paths -- once with each library's default (widest) code path and once with every library held to AVX2:

@@ -3,7 +3,7 @@
 A *problem instance* is one market universe + search window + its own holdout. The instance is
 the unit of replication: optimiser seeds are averaged within an instance first, and every
 confidence interval resamples instances (and seeds within them). Definitions, formulas and the
-reasons behind them: ``docs/STATISTICS.md``. Modules: :mod:`stats.normalise` (the data model and
+reasons behind them: ``docs/reference/statistics.md``. Modules: :mod:`stats.normalise` (the data model and
 per-instance normalisation), :mod:`stats.bootstrap` (intervals), :mod:`stats.ranks` (ranks and tests),
 :mod:`stats.summaries` (ECDFs, decay, the summary table), :mod:`stats.jsonsafe` (strict JSON).
 

@@ -1,6 +1,6 @@
 """Hierarchical bootstrap over instances and seeds: IQM, aggregate intervals, paired differences, probability of improvement, performance profiles, verdicts (pure, no I/O).
 
-Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/STATISTICS.md``.
+Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
 
 

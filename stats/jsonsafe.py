@@ -1,6 +1,6 @@
 """Strict-JSON copies of statistics (NaN and infinities made explicit).
 
-Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/STATISTICS.md``.
+Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
 
 

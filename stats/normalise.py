@@ -1,6 +1,6 @@
 """Per-instance normalisation of best-so-far curves against random search's expected best (pure, no I/O).
 
-Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/STATISTICS.md``.
+Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
 
 

@@ -1,6 +1,6 @@
 """Ranks and tests over instances: mean ranks, Friedman, Nemenyi critical difference, Holm, Wilcoxon (pure, no I/O).
 
-Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/STATISTICS.md``.
+Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
 
 

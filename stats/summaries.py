@@ -1,6 +1,6 @@
 """Summaries over instances: runtime ECDFs, normalised score vs budget, out-of-sample decay, the comparison's summary table (pure, no I/O).
 
-Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/STATISTICS.md``.
+Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
 
 

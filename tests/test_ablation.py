@@ -95,6 +95,7 @@ def test_edit_planning_queries_are_free_and_bounded(training):
         train("joint", 8, Path("unused.zip"), split="synthetic-v1", design="candidates", query_cost=0.01)
 
 
+@pytest.mark.slow
 def test_training_on_emulated_instances_resumes_and_records_the_split(tiny_edit, tmp_path):
     out, meta = tiny_edit
     assert meta["action_design"] == "edit" and meta["timesteps"] == 256 and meta["tasks"] == "emulated"

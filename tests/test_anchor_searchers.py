@@ -213,6 +213,7 @@ def test_smac_imputes_rejections_at_the_worst_finite_cost():
         assert facade.intensifier.get_incumbent() == infos[1].config
 
 
+@pytest.mark.slow
 def test_smac_proposes_the_same_in_processes_with_different_string_hashing():
     """SMAC deduplicates its local-search start points through a set (``policies.smac_search.ordered_start_points``):
     without the fix, the proposals after the initial design changed with ``PYTHONHASHSEED``."""

@@ -73,6 +73,7 @@ def _rows(path):
                       for r in csv.DictReader(handle, delimiter="\t"))
 
 
+@pytest.mark.slow
 def test_a_comparison_restored_from_its_archive_resumes_on_a_fresh_folder(tmp_path):
     """The use: a comparison stopped part-way in one session, archived, its scratch folder and journal lost, then
     restored in the next session; ``--resume`` (set-up read from the journal's queue) finishes every run, each

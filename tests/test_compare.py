@@ -182,6 +182,7 @@ def test_optuna_dashboard_serves_every_trial_of_the_cli_run(tiny):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_parallel_workers_on_one_journal_storage_match_a_single_process_run(tiny, tmp_path):
     single_out, code = tiny
     assert code == 0
@@ -216,6 +217,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+@pytest.mark.slow
 def test_kill_stops_the_driver_and_its_workers_and_resume_finishes_every_run_once(tiny, tmp_path):
     """``kill PID`` (SIGTERM) on ``python -m runs.compare --jobs 2``: the driver stops its worker processes and
     exits 130 (before, the workers outlived it, took the rest of the queue and idled forever); ``--resume`` then
@@ -255,6 +257,7 @@ def _tables(report: str) -> str:
     return report[report.index("## Over instances"):report.index("## Cost")]
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_comparison_give_byte_identical_tables(tmp_path):
     setup = ["--suite", "synthetic-v1", "--instances", "synthetic-v1-01", "synthetic-v1-02", "--space", "core",
              "--searcher", "random", "phased", "tpe", "--budget", "4", "--seeds", "2", "--no-warm", "--out", str(tmp_path)]

@@ -231,6 +231,7 @@ EMULATED = ["--suite", "synthetic-v1", "--instances", "synthetic-v1-01", "--spac
             "--no-warm"]
 
 
+@pytest.mark.slow
 def test_compare_on_the_emulator_is_labelled_separate_and_resumable(landscape, tmp_path, capsys):
     argv = EMULATED + ["--emulator", str(landscape["path"]), "--searcher", "random", "sobol", "phased", "--seeds", "2",
                        "--budget", "30", "--out", str(tmp_path)]
@@ -330,6 +331,7 @@ def built(tmp_path_factory):
     return root, common
 
 
+@pytest.mark.slow
 def test_build_writes_a_dataset_and_an_emulator_that_refit_bit_for_bit(built, capsys):
     root, common = built
     data, emulator = root / "data" / "synthetic-v1-core.parquet", root / "data" / "synthetic-v1-core.emulator"

@@ -164,6 +164,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, task, space):
     url, tsv = f"sqlite:///{tmp_path}/trials.db", tmp_path / "random-0.tsv"
     process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tsv)], cwd=ROOT)

@@ -58,6 +58,7 @@ def test_survivors_universe_keeps_only_tokens_listed_on_the_last_day():
         load_universe("no-such-universe:survivors")
 
 
+@pytest.mark.slow
 def test_deletion_experiment_writes_a_consistent_report(tmp_path):
     assert main(["deletion", "--universe", "synthetic-small", "--budget", "30", "--seeds", "1", "--searchers", "random",
                  "--out", str(tmp_path), "--name", "del"]) == 0
@@ -88,6 +89,7 @@ def test_deletion_experiment_writes_a_consistent_report(tmp_path):
     assert "| it drops |" in report
 
 
+@pytest.mark.slow
 def test_interactions_experiment_reports_the_lift_over_the_phased_sweep_from_its_trials(tmp_path):
     assert main(["interactions", "--universe", "synthetic-small", "--budget", "16", "--seeds", "1", "--searchers",
                  "phased", "random", "--out", str(tmp_path), "--name", "int", "--jobs", "1"]) == 0
@@ -139,6 +141,7 @@ def test_rejection_excess_pairs_each_searchers_holdout_rejections_with_the_defau
     assert rejection_excess(holdout) == {"x": {"a": -0.5, "b": 1.0}, "y": {"b": 0.0}}
 
 
+@pytest.mark.slow
 def test_generalization_experiment_reports_holdout_rejections_against_the_defaults(tmp_path):
     assert main(["generalization", "--suite", "synthetic-v1", "--instances", "synthetic-v1-03", "--budget", "6",
                  "--seeds", "2", "--searchers", "random", "--out", str(tmp_path), "--name", "gen"]) == 0
@@ -203,6 +206,7 @@ def test_the_interaction_gp_is_fitted_to_at_most_the_capped_number_of_trials(mon
     assert len(fitted[2]) == 48  # all the finite trials below the cap
 
 
+@pytest.mark.slow
 def test_survivorship_experiment_rescores_the_survivors_winners_point_in_time(tmp_path):
     """synthetic-small delists 9 of its 39 tokens: the experiment searches both universes and re-scores each
     survivors-only winner on the point-in-time universe (its inflation: in-sample minus that score)."""

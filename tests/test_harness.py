@@ -255,7 +255,7 @@ def test_contract_fingerprint_is_recorded_for_the_current_version():
     """Fails when harness/ changes without a deliberate version bump (python -m harness --record)."""
     assert recorded_fingerprints().get(CONTRACT_VERSION) == source_fingerprint(), (
         "harness/ source changed: bump CONTRACT_VERSION in harness/contract.py, run `python -m harness --record`, "
-        "and describe the change in docs/CONTRACT.md"
+        "and describe the change in docs/reference/contract.md"
     )
 
 

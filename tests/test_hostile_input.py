@@ -298,6 +298,7 @@ def _same_values(loaded: np.ndarray, cells: list[str]) -> None:
         "end": st.sampled_from([None, "2024-01-03", "2023-12-31"]),
     })),
 )
+@pytest.mark.slow
 def test_tidy_csv_loads_validly_or_fails_clearly(data, header_style, blank_lines, newline, bom, garbage, wrap, filters):
     rows, hostile_cells = data
     columns = ["token", "timestamp", *FIELDS]

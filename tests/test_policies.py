@@ -46,7 +46,13 @@ def _trace(history) -> list[tuple[str, float]]:
     return [(params_key(r.params), r.score) for r in history]
 
 
-@pytest.mark.parametrize("name", list(SEARCHERS))
+
+def _marked_slow(names, slow: set[str]) -> list:
+    """``names`` as parameters, those in ``slow`` (over ~3 s each) marked for the slow tier."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
+
+@pytest.mark.parametrize("name", _marked_slow(SEARCHERS, {"optuna-gp"}))
 def test_budget_is_respected_exactly_and_runs_are_deterministic(name):
     budget = SEARCHERS[name][1]
     first = _objective(name, budget)
@@ -59,7 +65,7 @@ def test_budget_is_respected_exactly_and_runs_are_deterministic(name):
     assert _trace(second.history) == _trace(first.history)
 
 
-@pytest.mark.parametrize("name", list(SEARCHERS))
+@pytest.mark.parametrize("name", _marked_slow(SEARCHERS, {"optuna-gp", "gp", "tpe"}))
 def test_resume_continues_the_same_study_without_repeating(tmp_path: Path, name):
     short, full = SEARCHERS[name][2]
 
@@ -201,6 +207,7 @@ def test_an_all_rejected_phase_keeps_the_incumbent(defaults_feasible):
 
 
 @pytest.mark.parametrize("stop_after", [30, 200, 500])
+@pytest.mark.slow
 def test_phased_resume_is_exact_in_every_phase(tmp_path: Path, stop_after):
     """Interrupted in Phase 1, in the verification, and deep in the second pass: there the replay of an improving
     cycle must count as having evaluated something new, as it did the first time (else the resumed run refines
@@ -269,6 +276,7 @@ def _median_gap(name: str, budget: int, space: SearchSpace, task_seeds: tuple[in
     ("optuna-gp", 32, (2,)),  # about 1-2.5 s per ask on 2 cores: one task
     ("phased", 160, (0, 1, 2, 3, 4)),
 ])
+@pytest.mark.slow
 def test_smart_searchers_beat_random(name, budget, task_seeds):
     assert _median_gap(name, budget, CORE, task_seeds) < _median_gap("random", budget, CORE, task_seeds)
 
@@ -294,6 +302,7 @@ def test_searchers_propose_with_one_blas_thread():
     assert seen and set(seen) == {BLAS_THREADS}
 
 
+@pytest.mark.slow
 def test_optuna_gp_proposes_the_same_without_optunas_cpu_device_mode(monkeypatch):
     """``without_cpu_device_mode`` drops only a Python-level torch mode: the trace equals Optuna's own path."""
     import contextlib
@@ -316,6 +325,7 @@ def test_optuna_gp_proposes_the_same_without_optunas_cpu_device_mode(monkeypatch
     assert _trace(fast.history) == _trace(optunas.history)
 
 
+@pytest.mark.slow
 def test_optuna_gp_runs_torch_on_blas_threads_in_a_fresh_process():
     """torch loads lazily, inside ``threadpool_limits``, which then misses it: ``optuna-gp`` sets torch's threads
     (``policies.base.torch_threads``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -19,6 +21,7 @@ def test_first_difference_finds_the_first_unequal_row_or_a_length_change():
     assert simd_replay_check._first_difference(["a", "b"], ["a"]) == 1
 
 
+@pytest.mark.slow
 def test_random_search_replays_with_numpy_held_to_avx2(tmp_path):
     out = tmp_path / "check.json"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "simd_replay_check.py"), "--budget", "4",

@@ -196,5 +196,6 @@ def test_fits_are_bit_identical_on_hostile_universes(kind, fit_window):
 
 
 @pytest.mark.parametrize("fit_window", [10, 30, 60])
+@pytest.mark.slow
 def test_fits_are_bit_identical_on_the_small_synthetic_universe(fit_window):
     _assert_identical(load_universe("synthetic-small"), fit_window, "exponential")

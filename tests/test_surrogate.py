@@ -29,6 +29,7 @@ def test_real_run_has_both_rejections_and_a_spread_of_scores(real_run):
     assert np.std(scores[np.isfinite(scores)]) > 0.05
 
 
+@pytest.mark.slow
 def test_surrogate_beats_a_constant_predictor_on_held_out_real_trials(real_run):
     space, records = real_run
     (row,) = calibration_table(space, records, (0.75,), splits=3)
@@ -37,6 +38,7 @@ def test_surrogate_beats_a_constant_predictor_on_held_out_real_trials(real_run):
     assert row["feasibility_accuracy"] > 0.7, row
 
 
+@pytest.mark.slow
 def test_surrogate_objective_predicts_without_spending_real_evaluations(real_run):
     space, records = real_run
     problem = SurrogateProblem.from_records(space, records)

@@ -201,6 +201,7 @@ def test_report_without_real_data(tmp_path):
     assert "| BTC annualised vol |" in text and "real" not in text.splitlines()[2]
 
 
+@pytest.mark.slow
 def test_calibration_close_to_real_data(universe, shared_data):
     synthetic = calibration(universe, universe.meta["kinds"], universe.close[:, universe.column("BTCUSDT")])
     real = calibration(*load_real(shared_data))

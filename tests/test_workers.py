@@ -89,6 +89,7 @@ def single(tmp_path_factory):
     return out / "ref"
 
 
+@pytest.mark.slow
 def test_workers_on_postgres_share_the_runs_and_report_what_one_process_does(single, postgres_url, tmp_path):
     name = _name("shared")
     assert main(SETUP + ["--storage", postgres_url, "--name", name, "--jobs", "0", "--out", str(tmp_path)]) == 0
@@ -105,6 +106,7 @@ def test_workers_on_postgres_share_the_runs_and_report_what_one_process_does(sin
     assert _summaries(report_out / name) == _summaries(single)
 
 
+@pytest.mark.slow
 def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(postgres_url, tmp_path):
     name, budget = _name("lanes"), 12
     setup = ["--universe", "synthetic-small", "--space", "core", "--no-warm", "--searcher", "tpe", "gp", "--seeds", "1",
@@ -124,6 +126,7 @@ def test_lanes_evaluate_within_one_run_in_parallel_and_keep_the_budget_exact(pos
     assert indices == list(range(budget))
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_at_random_points_then_resume_loses_and_duplicates_nothing(single, postgres_url, tmp_path):
     """Workers die (SIGKILL) mid-evaluation, between the Optuna write and the TSV row, and at random times."""
     name = _name("killed")
@@ -157,6 +160,7 @@ def test_kill_minus_nine_at_random_points_then_resume_loses_and_duplicates_nothi
     print(f"\n{kills} workers killed with SIGKILL; the resumed experiment equals the uninterrupted one")
 
 
+@pytest.mark.slow
 def test_a_frozen_worker_loses_its_run_by_heartbeat_and_nothing_it_writes_after_counts(postgres_url, tmp_path):
     """A worker that stops beating (SIGSTOP: alive, silent, as a partitioned machine) has its run taken back
     after the grace period; when it wakes up its next lease check finds the claim gone and it drops the run.
@@ -239,6 +243,7 @@ def test_a_run_that_raises_after_its_claim_was_taken_back_is_lost_not_a_crash(tm
     assert queue.status() == {"waiting": 0, "running": 0, "complete": 1, "failed": 0}
 
 
+@pytest.mark.slow
 def test_a_run_whose_rescuer_died_before_queueing_its_replacement_is_queued_again(tmp_path):
     """Taking a dead worker's claim back is two writes (fail it, queue a replacement). A rescuer killed between
     them (``taken-back``) used to leave the run with no claim: the next workers found nothing to do and exited
@@ -265,6 +270,7 @@ def test_a_run_whose_rescuer_died_before_queueing_its_replacement_is_queued_agai
 
 
 @pytest.mark.parametrize("queued_by_hand", [0, 2])
+@pytest.mark.slow
 def test_a_shared_run_whose_slot_rescuer_died_before_queueing_its_replacement_still_spends_its_budget(
         tmp_path, queued_by_hand):
     """The same crash inside a shared run (``--lanes``): a worker dies holding an evaluation slot, the worker that
@@ -345,6 +351,7 @@ def test_a_failed_run_that_resume_runs_again_no_longer_blocks_the_report(tmp_pat
     assert (tmp_path / "again" / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_rerun_discards_one_searchers_runs_and_runs_them_again(tmp_path):
     """``--resume --rerun S``: S's studies, TSVs and claims are discarded and re-run; the other searchers' are kept."""
     import optuna
@@ -377,6 +384,7 @@ def _without_wall_time(tsv: str) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(tsv.splitlines(), delimiter="\t")]
 
 
+@pytest.mark.slow
 def test_a_journal_lock_left_by_a_killed_process_is_released_after_optunas_grace_period(tmp_path):
     """A process killed while it holds a journal's lock leaves the lock (a symlink) behind. Optuna releases a lock
     whose target has not changed for 30 s, but it stats the target through the link, and the link of a relative

@@ -10,7 +10,7 @@
 * :mod:`.problem`: :class:`EmulatedProblem` (the ``Problem`` interface), gymnasium tasks for meta-training;
 * :mod:`.fidelity`: ranking fidelity (emulated vs real comparisons), the model-family measurement.
 
-See ``docs/EMULATOR.md``.
+See ``docs/reference/emulator.md``.
 """
 
 from surrogate.emulator.dataset import DATA_DIR, EmulatorError, dataset_path, read_dataset
