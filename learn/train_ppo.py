@@ -65,6 +65,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from threadpoolctl import threadpool_limits
 
 from env.gym_env import N_INIT, CandidateSearchEnv, GemSearchEnv
+from policies.ppo import PRETRAINED
 
 PPO_SETTINGS = dict(
     n_steps=128,  # per env: 4 envs x 128 = 512 transitions (~8 episodes) per update
@@ -457,7 +458,7 @@ def describe(folder: Path | None = None) -> list[dict[str, Any]]:
     what is known: training on ``SyntheticTask`` seeds, no validation split (their held-out synthetic seeds
     0..15 also chose the reward, checkpoint and acting mode, so they are validation, not test, tasks).
     """
-    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent / "pretrained"
+    folder = Path(folder) if folder is not None else PRETRAINED
     rows = []
     for path in sorted(folder.glob("*.json")):
         meta = json.loads(path.read_text())
@@ -559,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"(the first {N_INIT} evaluations are the initial design)")
     emulated = args.tasks == "emulated"
     default_name = f"ppo_{args.space}_synthetic.zip" if not emulated else f"ppo_{args.design}_{args.split.split('-')[0]}.zip"
-    out = args.out or Path(__file__).parent / "pretrained" / default_name
+    out = args.out or PRETRAINED / default_name
     randomisation = RANDOMISATION | {"noise": tuple(args.noise)}
     try:
         meta = train(args.space, args.steps, out, seed=args.seed, budget=(args.budget_low, args.budget_high),

@@ -48,18 +48,19 @@ def fmt_ci(pair: Sequence[Any] | None) -> str:
     return "n/a" if not pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
 
 
-def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str]:
+def aggregate_section(summary: stats.SuiteSummary, baseline: str | None) -> list[str]:
     """The suite-level table (IQM and mean with CIs, mean rank) and the pairwise verdicts."""
-    main_budget = summary["main_budget"]
-    lines = [f"## Over instances (n = {summary['n_instances']}, budget {main_budget})", "",
+    main_budget = summary.main_budget
+    lines = [f"## Over instances (n = {summary.n_instances}, budget {main_budget})", "",
              "| searcher | IQM normalised [95% CI] | mean [95% CI] | mean rank | runs |", "|---|---|---|---|---|"]
-    order = sorted(summary["aggregate"], key=lambda s: (s != baseline, summary["aggregate"][s]["mean_rank"]
-                                                        if not math.isnan(summary["aggregate"][s]["mean_rank"]) else 99))
+    aggregate = summary.aggregate
+    order = sorted(aggregate, key=lambda s: (s != baseline, aggregate[s].mean_rank
+                                             if not math.isnan(aggregate[s].mean_rank) else 99))
     for s in order:
-        a = summary["aggregate"][s]
+        a = aggregate[s]
         name = f"**{s}** (baseline)" if s == baseline else s
-        lines.append(f"| {name} | {fmt(a['iqm'])} {fmt_ci(a['iqm_ci'])} | {fmt(a['mean'])} {fmt_ci(a['mean_ci'])} | "
-                     f"{fmt(a['mean_rank'], 2)} | {a['n_runs']} |")
+        lines.append(f"| {name} | {fmt(a.iqm)} {fmt_ci(a.iqm_ci)} | {fmt(a.mean)} {fmt_ci(a.mean_ci)} | "
+                     f"{fmt(a.mean_rank, 2)} | {a.n_runs} |")
     lines += ["", "Normalised score per instance and seed: `(best - R_b) / (optimum - R_b)`, with `R_b` random search's "
               "expected best of b uniform draws from the instance's random pool and `optimum` the best score ever "
               "seen on the instance (1 = that best, 0 = random search's expectation, below 0 = worse than random; "
@@ -67,34 +68,32 @@ def aggregate_section(summary: dict[str, Any], baseline: str | None) -> list[str
               "of the middle 50% of instances; CIs: percentile bootstrap resampling instances and seeds within them "
               "(docs/reference/statistics.md). Mean rank: over instances where every searcher ran (1 = best). Runs: "
               "instance x seed runs.", "",
-              f"Friedman test over instances: p = {fmt(summary['friedman_p'])}; Nemenyi critical difference "
-              f"(alpha 0.05) = {fmt(summary['cd'], 2)} ranks over {len(summary['rank_instances'])} instances."]
-    budgets = summary["budgets"]
+              f"Friedman test over instances: p = {fmt(summary.friedman_p)}; Nemenyi critical difference "
+              f"(alpha 0.05) = {fmt(summary.cd, 2)} ranks over {len(summary.rank_instances)} instances."]
+    budgets = summary.budgets
     if len(budgets) > 1:
         lines += ["", "## By budget", "", "| searcher | " + " | ".join(f"IQM @{b} [95% CI] | rank @{b}" for b in budgets)
                   + " |", "|---" * (1 + 2 * len(budgets)) + "|"]
         for s in order:
-            cells = [summary["aggregate"][s]["by_budget"][str(b)] for b in budgets]
-            lines.append(f"| {s} | " + " | ".join(f"{fmt(c['iqm'])} {fmt_ci(c['iqm_ci'])} | {fmt(c['mean_rank'], 2)}"
+            cells = [aggregate[s].by_budget[b] for b in budgets]
+            lines.append(f"| {s} | " + " | ".join(f"{fmt(c.iqm)} {fmt_ci(c.iqm_ci)} | {fmt(c.mean_rank, 2)}"
                                                   for c in cells) + " |")
         lines += ["", "The same runs cut at each budget (best of their first b evaluations), normalised with random "
                   "search's expected best of b draws. Friedman p / Nemenyi CD: " + "; ".join(
-                      f"@{b} {fmt(summary['by_budget'][str(b)]['friedman_p'])} / "
-                      f"{fmt(summary['by_budget'][str(b)]['cd'], 2)}" for b in budgets) + "."]
-    against = baseline in summary["aggregate"]
-    pairs = ([stats.oriented(p, p["b"] if p["a"] == baseline else p["a"]) for p in summary["pairwise"]
-              if baseline in (p["a"], p["b"])] if against else summary["pairwise"])  # always "searcher - baseline"
+                      f"@{b} {fmt(summary.by_budget[b].friedman_p)} / "
+                      f"{fmt(summary.by_budget[b].cd, 2)}" for b in budgets) + "."]
+    against = baseline in aggregate
+    pairs = summary.against(baseline) if against else summary.pairwise  # always "searcher - baseline"
     if pairs:
-        holm_key = "wilcoxon_holm_baseline_p" if against else "wilcoxon_holm_p"
         lines += ["", f"## Pairwise{' against the baseline' if against else ''}", "",
                   "| A vs B | instances | IQM of A - B [95% CI] | P(A > B) [95% CI] | Wilcoxon p (Holm) | verdict |",
                   "|---|---|---|---|---|---|"]
         for p in pairs:
-            lines.append(f"| {p['a']} vs {p['b']} | {p['n_instances']} | {fmt(p['diff_iqm'])} {fmt_ci(p['diff_iqm_ci'])} | "
-                         f"{fmt(p['p_improvement'], 2)} {fmt_ci(p['p_improvement_ci'])} | {fmt(p[holm_key])} | "
-                         f"{p['verdict']} |")
+            holm_p = p.wilcoxon_holm_baseline_p if against else p.wilcoxon_holm_p
+            lines.append(f"| {p.a} vs {p.b} | {p.n_instances} | {fmt(p.diff_iqm)} {fmt_ci(p.diff_iqm_ci)} | "
+                         f"{fmt(p.p_improvement, 2)} {fmt_ci(p.p_improvement_ci)} | {fmt(holm_p)} | {p.verdict} |")
         family = (f"the {len(pairs)} comparisons with the baseline" if against
-                  else f"all {len(summary['pairwise'])} pairs of searchers")
+                  else f"all {len(summary.pairwise)} pairs of searchers")
         lines += ["", ("A is the searcher and B the baseline in every row. " if against else "") + "Verdict: \"A beats B\" only where the 95% CI of the IQM of the per-instance differences excludes "
                   "zero (and at least 5 instances); otherwise the data cannot tell. P(A > B): probability that a run of "
                   "A beats a run of B on the same instance, averaged over instances. Wilcoxon signed-rank test over "
@@ -205,10 +204,10 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
 
     figures = [plots.normalised_vs_budget_plot(stats.normalised_vs_budget(results, checkpoints),
                                                folder / "normalised_vs_budget.png")]
-    ranks = {s: a["mean_rank"] for s, a in summary["aggregate"].items()}
-    if summary["rank_instances"]:
-        figures.append(plots.cd_diagram_plot(ranks, summary["cd"], folder / "cd_diagram.png", n_instances=len(summary["rank_instances"]),
-                                             groups=summary["cd_groups"]))
+    ranks = {s: a.mean_rank for s, a in summary.aggregate.items()}
+    if summary.rank_instances:
+        figures.append(plots.cd_diagram_plot(ranks, summary.cd, folder / "cd_diagram.png",
+                                             groups=summary.cd_groups, n_instances=len(summary.rank_instances)))
     usable = [n for n in stats.normalise_all(results, [budget]) if not n.excluded]
     if usable:
         profiles = {s: stats.performance_profile([n.at(s, budget) for n in usable if s in n.scores])
@@ -223,7 +222,7 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                                                  "(median and IQR over seeds)")
                     for i, seeds in runs.items()]
 
-    summary_json = {**summary, "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
+    summary_json = {**summary.to_json(), "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
                     "instances": {i: [asdict(s) for s in ss] for i, ss in per_instance.items()},
                     "pretrain_overlap": pretrain_overlap(infos),
                     "runs": sorted(infos, key=lambda i: (i["instance"], i["searcher"], i["seed"], i.get("lane", 0))),
@@ -253,8 +252,8 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                       "`python -m runs.emulator report`), none by the harness; the holdout is not scored.", ""]
     lines += aggregate_section(summary, baseline)
     lines += in_sample_section(infos)
-    if summary["n_instances"] < 5:
-        lines += ["", f"With {summary['n_instances']} usable instance(s) no claim about searchers can be made: the "
+    if summary.n_instances < 5:
+        lines += ["", f"With {summary.n_instances} usable instance(s) no claim about searchers can be made: the "
                   "verdicts say \"the data cannot tell\" below 5 instances. Run a suite (`--suite real-v1`)."]
     if emulated:
         lines += ["", "## Out of sample", "", "Not scored: the emulator models the search window only."]

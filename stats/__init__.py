@@ -73,7 +73,7 @@ from stats.bootstrap import (
 from stats.ranks import mean_ranks, friedman_p, nemenyi_q, nemenyi_cd, holm, wilcoxon_p, cd_groups
 from stats.summaries import (
     DEFAULT_LEVELS,
-    oriented,
+    per_instance,
     ecdf_targets,
     runtimes,
     runtime_ecdf,
@@ -81,8 +81,16 @@ from stats.summaries import (
     normalised_vs_budget,
     holdout_summary,
     in_sample_scales,
-    score_table,
+
+)
+from stats.comparison import (
+    BudgetAggregate,
+    BudgetTests,
+    Pairwise,
+    SearcherAggregate,
+    SuiteSummary,
     aggregate_table,
+    score_table,
 )
 from stats.jsonsafe import json_safe
 
@@ -120,7 +128,7 @@ __all__ = [
     "normalised_vs_budget",
     "holdout_summary",
     "in_sample_scales",
-    "score_table",
-    "aggregate_table", "oriented",
+    "score_table", "BudgetAggregate", "BudgetTests", "Pairwise", "SearcherAggregate", "SuiteSummary", "per_instance",
+    "aggregate_table",
     "json_safe",
 ]

@@ -1,4 +1,4 @@
-"""Summaries over instances: runtime ECDFs, normalised score vs budget, out-of-sample decay, the comparison's summary table (pure, no I/O).
+"""Summaries over instances: runtime ECDFs, normalised score vs budget, out-of-sample decay, (pure, no I/O); the comparison's summary table is :mod:`stats.comparison`.
 
 Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/reference/statistics.md``.
 """
@@ -7,17 +7,13 @@ Conventions and definitions: the package docstring (:mod:`stats`) and ``docs/ref
 from __future__ import annotations
 
 import math
-from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
 
 from stats.bootstrap import (
     bootstrap_aggregates,
-    paired_difference,
-    probability_of_improvement,
     seed_key,
-    verdict,
 )
 from stats.normalise import (
     HoldoutResults,
@@ -27,7 +23,7 @@ from stats.normalise import (
     normalise_all,
     pool_rank,
 )
-from stats.ranks import cd_groups, friedman_p, holm, mean_ranks, nemenyi_cd, wilcoxon_p
+from stats.ranks import holm, wilcoxon_p
 
 DEFAULT_LEVELS = (0.0, 0.5, 0.9, 0.99)
 """Runtime-ECDF targets in normalised units at the full budget (see :func:`ecdf_targets`)."""
@@ -100,7 +96,8 @@ def runtime_ecdf(instances: Sequence[InstanceResults], budget: int, levels: Sequ
 # normalised score vs budget, out-of-sample decay
 # ---------------------------------------------------------------------------------------------
 
-def _per_instance(normalised: Sequence[NormalisedInstance], searcher: str) -> list[np.ndarray]:
+def per_instance(normalised: Sequence[NormalisedInstance], searcher: str) -> list[np.ndarray]:
+    """The ``(seeds, budgets)`` normalised scores of ``searcher`` on each usable instance it ran on."""
     return [n.scores[searcher] for n in normalised if not n.excluded and searcher in n.scores]
 
 
@@ -121,7 +118,7 @@ def normalised_vs_budget(instances: Sequence[InstanceResults], budgets: Sequence
     normalised = normalise_all(instances, b)
     out = {}
     for searcher in searchers_of(normalised):
-        agg = bootstrap_aggregates(_per_instance(normalised, searcher), reps, seed_key(seed, searcher), level)
+        agg = bootstrap_aggregates(per_instance(normalised, searcher), reps, seed_key(seed, searcher), level)
         out[searcher] = {"budget": b, "iqm": agg["iqm"], "iqm_lo": agg["iqm_ci"][0], "iqm_hi": agg["iqm_ci"][1],
                          "mean": agg["mean"], "mean_lo": agg["mean_ci"][0], "mean_hi": agg["mean_ci"][1],
                          "n_instances": agg["n_instances"]}
@@ -224,136 +221,3 @@ def in_sample_scales(instances: Sequence[InstanceResults], budget: int) -> dict[
     score: 1 = the gap between random search's expected best and the best ever seen). Instances excluded from
     normalisation have none (absent)."""
     return {n.instance: float(n.optimum - n.random_best[0]) for n in normalise_all(instances, [budget]) if not n.excluded}
-
-
-# ---------------------------------------------------------------------------------------------
-# the summary table
-# ---------------------------------------------------------------------------------------------
-
-def score_table(normalised: Sequence[NormalisedInstance], searchers: Sequence[str], budget: int
-                ) -> tuple[np.ndarray, list[str]]:
-    """Complete-block table ``(N, k)`` of per-instance seed-mean normalised scores at ``budget``.
-
-    Rows: the usable instances on which every one of ``searchers`` ran (their names returned too).
-    """
-    rows, names = [], []
-    for n in normalised:
-        if n.excluded or not all(s in n.scores for s in searchers):
-            continue
-        rows.append([float(n.at(s, budget).mean()) for s in searchers])
-        names.append(n.instance)
-    return np.array(rows, dtype=float).reshape(len(rows), len(searchers)), names
-
-
-def aggregate_table(instances: Sequence[InstanceResults], budgets: Sequence[int], main_budget: int | None = None,
-                    reps: int = 2000, seed: int = 0, level: float = 0.95, alpha: float = 0.05,
-                    min_instances: int = 5, baseline: str | None = None) -> dict[str, Any]:
-    """The suite summary (what ``summary.json`` holds): aggregates, ranks, tests, pairwise verdicts.
-
-    instances: the suite; budgets: where to report (``main_budget`` defaults to the largest and is
-    added if missing). Returns (plain dicts; pass through :func:`json_safe` before ``json.dumps``)::
-
-        {"main_budget": B, "budgets": [...], "n_instances": N_usable, "instances": [...],
-         "excluded": {instance: reason},
-         "aggregate": {searcher: {"iqm", "iqm_ci": [lo, hi], "mean", "mean_ci", "mean_rank",
-                                  "n_instances", "n_runs",
-                                  "by_budget": {"<b>": {"iqm", "iqm_ci", "mean", "mean_ci", "mean_rank"}}}},
-         "friedman_p": p or None, "cd": Nemenyi CD or None, "rank_instances": [...],
-         "cd_groups": [[searcher, ...], ...],
-         "by_budget": {"<b>": {"friedman_p", "cd", "rank_instances": n}},
-         "pairwise": [{"a", "b", "n_instances", "diff_iqm", "diff_iqm_ci", "diff_mean", "diff_mean_ci",
-                       "p_improvement", "p_improvement_ci", "wilcoxon_p", "wilcoxon_holm_p",
-                       "wilcoxon_holm_baseline_p", "verdict"}],
-         "settings": {...}}
-
-    Aggregates use every usable instance a searcher ran on; ranks, Friedman and CD use the complete
-    blocks (instances where every searcher ran); a pairwise comparison uses the instances where both
-    ran. ``verdict``: :func:`verdict` on the CI of the IQM of the paired differences at the main
-    budget (and at least ``min_instances`` instances). Wilcoxon p-values are Holm-corrected over
-    all pairs (``wilcoxon_holm_p``) and, when ``baseline`` names a searcher that ran, over the pairs
-    with the baseline only (``wilcoxon_holm_baseline_p``, the family of the question "does X beat the
-    baseline?", ``k - 1`` tests; ``None`` on the other pairs).
-    """
-    b = sorted(set(int(x) for x in as_budgets(budgets)) | ({int(main_budget)} if main_budget else set()))
-    main = int(main_budget) if main_budget else b[-1]
-    normalised = normalise_all(instances, b)
-    usable = [n for n in normalised if not n.excluded]
-    searchers = searchers_of(normalised)
-    aggregate: dict[str, dict[str, Any]] = {}
-    for s in searchers:
-        agg = bootstrap_aggregates(_per_instance(usable, s), reps, seed_key(seed, s), level)
-        column = {x: i for i, x in enumerate(b)}
-        by_budget = {str(x): {"iqm": float(agg["iqm"][i]), "iqm_ci": [float(agg["iqm_ci"][0][i]), float(agg["iqm_ci"][1][i])],
-                              "mean": float(agg["mean"][i]), "mean_ci": [float(agg["mean_ci"][0][i]), float(agg["mean_ci"][1][i])],
-                              "mean_rank": math.nan} for x, i in column.items()}
-        aggregate[s] = {**by_budget[str(main)], "n_instances": agg["n_instances"], "n_runs": agg["n_runs"],
-                        "by_budget": by_budget}
-    per_budget = {}
-    for x in b:
-        table, names = score_table(usable, searchers, x)
-        ranks = mean_ranks(table) if names else np.full(len(searchers), np.nan)
-        for s, r in zip(searchers, ranks):
-            aggregate[s]["by_budget"][str(x)]["mean_rank"] = float(r)
-            if x == main:
-                aggregate[s]["mean_rank"] = float(r)
-        cd = nemenyi_cd(len(searchers), len(names), alpha) if names else None
-        per_budget[str(x)] = {"friedman_p": friedman_p(table), "cd": cd, "rank_instances": len(names),
-                              "cd_groups": cd_groups(dict(zip(searchers, map(float, ranks))), cd) if names else []}
-    _, main_names = score_table(usable, searchers, main)
-    pairwise = []
-    for a, c in combinations(searchers, 2):
-        both = [n for n in usable if a in n.scores and c in n.scores]
-        xa, xc = [n.at(a, main) for n in both], [n.at(c, main) for n in both]
-        diff = paired_difference(xa, xc, reps, seed_key(seed, a, c, main), level)
-        poi = probability_of_improvement(xa, xc, reps, seed_key(seed, a, c, main, "poi"), level)
-        pairwise.append({"a": a, "b": c, "n_instances": len(both),
-                         "diff_iqm": diff["iqm"], "diff_iqm_ci": diff["iqm_ci"],
-                         "diff_mean": diff["mean"], "diff_mean_ci": diff["mean_ci"],
-                         "p_improvement": poi["p"], "p_improvement_ci": poi["ci"],
-                         "wilcoxon_p": wilcoxon_p(diff["differences"]),
-                         "verdict": verdict(diff["iqm_ci"], a, c, len(both), min_instances)})
-    for row, adjusted in zip(pairwise, holm([r["wilcoxon_p"] for r in pairwise])):
-        row["wilcoxon_holm_p"] = adjusted
-    family = [r for r in pairwise if baseline in (r["a"], r["b"])]
-    for row in pairwise:
-        row["wilcoxon_holm_baseline_p"] = None
-    for row, adjusted in zip(family, holm([r["wilcoxon_p"] for r in family])):
-        row["wilcoxon_holm_baseline_p"] = adjusted
-    return {
-        "main_budget": main, "budgets": b, "n_instances": len(usable), "instances": [n.instance for n in usable],
-        "excluded": {n.instance: n.excluded for n in normalised if n.excluded},
-        "aggregate": aggregate,
-        "friedman_p": per_budget[str(main)]["friedman_p"], "cd": per_budget[str(main)]["cd"],
-        "cd_groups": per_budget[str(main)]["cd_groups"], "rank_instances": main_names,
-        "by_budget": per_budget, "pairwise": pairwise,
-        "settings": {"reps": reps, "seed": seed, "level": level, "alpha": alpha, "min_instances": min_instances,
-                     "baseline": baseline if family else None,
-                     "bootstrap": "percentile; instances resampled with replacement, then seeds within each",
-                     "normalised": "(best - R_b) / (optimum - R_b); R_b = random search's expected best of b draws"},
-    }
-
-
-
-
-def _negated(pair: Sequence[float] | None) -> list[float] | None:
-    return None if pair is None else [-float(pair[1]), -float(pair[0])]
-
-
-def _complement(pair: Sequence[float] | None) -> list[float] | None:
-    return None if pair is None else [1.0 - float(pair[1]), 1.0 - float(pair[0])]
-
-
-def oriented(row: dict[str, Any], first: str) -> dict[str, Any]:
-    """A pairwise row of :func:`aggregate_table` read as ``first - other``: as it is when ``first`` is its ``"a"``, else
-    with ``a`` and ``b`` swapped, the differences and their intervals negated and ``P(A > B)`` complemented (the
-    bootstrap intervals are symmetric under the swap: the same replicates give ``-[hi, lo]`` and ``1 - [hi, lo]``;
-    Mann-Whitney counts ties as one half, so ``P(B > A) = 1 - P(A > B)``). The p-values and the verdict, which
-    name the winner, are unchanged. The report reads every comparison with the baseline as "searcher - baseline"."""
-    if row["a"] == first:
-        return dict(row)
-    if row["b"] != first:
-        raise ValueError(f"{first!r} is neither side of the pair {row['a']!r} vs {row['b']!r}")
-    return {**row, "a": row["b"], "b": row["a"],
-            "diff_iqm": -row["diff_iqm"], "diff_iqm_ci": _negated(row["diff_iqm_ci"]),
-            "diff_mean": -row["diff_mean"], "diff_mean_ci": _negated(row["diff_mean_ci"]),
-            "p_improvement": 1.0 - row["p_improvement"], "p_improvement_ci": _complement(row["p_improvement_ci"])}

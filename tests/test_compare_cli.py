@@ -68,13 +68,12 @@ def test_pairwise_rows_against_the_baseline_always_read_searcher_minus_baseline(
 
 
 def test_oriented_swaps_sides_negates_differences_and_complements_the_probability():
-    row = {"a": "phased", "b": "tpe", "diff_iqm": 0.3, "diff_iqm_ci": [0.1, 0.5], "diff_mean": 0.2,
-           "diff_mean_ci": [0.0, 0.4], "p_improvement": 0.7, "p_improvement_ci": [0.6, 0.9], "wilcoxon_p": 0.01,
-           "verdict": "phased beats tpe"}
-    flipped = stats.oriented(row, "tpe")
-    assert (flipped["a"], flipped["b"]) == ("tpe", "phased")
-    assert flipped["diff_iqm"] == -0.3 and flipped["diff_iqm_ci"] == [-0.5, -0.1]
-    assert abs(flipped["p_improvement"] - 0.3) < 1e-12
-    assert np.allclose(flipped["p_improvement_ci"], [0.1, 0.4])
-    assert flipped["verdict"] == row["verdict"] and flipped["wilcoxon_p"] == 0.01
-    assert stats.oriented(row, "phased") == row
+    row = stats.Pairwise("phased", "tpe", 6, 0.3, [0.1, 0.5], 0.2, [0.0, 0.4], 0.7, [0.6, 0.9], 0.01,
+                         "phased beats tpe", 0.02, 0.02)
+    flipped = row.oriented("tpe")
+    assert (flipped.a, flipped.b) == ("tpe", "phased")
+    assert flipped.diff_iqm == -0.3 and flipped.diff_iqm_ci == [-0.5, -0.1]
+    assert flipped.diff_mean == -0.2 and flipped.diff_mean_ci == [-0.4, -0.0]
+    assert abs(flipped.p_improvement - 0.3) < 1e-12 and np.allclose(flipped.p_improvement_ci, [0.1, 0.4])
+    assert (flipped.verdict, flipped.wilcoxon_p, flipped.wilcoxon_holm_p) == (row.verdict, 0.01, 0.02)
+    assert row.oriented("phased") is row

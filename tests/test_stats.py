@@ -151,9 +151,9 @@ def test_bootstrap_resamples_seeds_within_instances():
 
 def test_aggregate_table_is_byte_identical_for_the_same_seed_and_order_free():
     suite = _suite()
-    first = json.dumps(S.json_safe(S.aggregate_table(suite, [10, 40], reps=200, seed=7)), allow_nan=False)
-    again = json.dumps(S.json_safe(S.aggregate_table(suite[::-1], [40, 10], reps=200, seed=7)), allow_nan=False)
-    other = json.dumps(S.json_safe(S.aggregate_table(suite, [10, 40], reps=200, seed=8)), allow_nan=False)
+    first = json.dumps(S.json_safe(S.aggregate_table(suite, [10, 40], reps=200, seed=7).to_json()), allow_nan=False)
+    again = json.dumps(S.json_safe(S.aggregate_table(suite[::-1], [40, 10], reps=200, seed=7).to_json()), allow_nan=False)
+    other = json.dumps(S.json_safe(S.aggregate_table(suite, [10, 40], reps=200, seed=8).to_json()), allow_nan=False)
     assert first == again
     assert first != other
 
@@ -162,45 +162,49 @@ def test_aggregate_table_has_the_keys_the_report_needs_and_finds_the_clear_winne
     suite = _suite(n_instances=10) + [S.InstanceResults("zz-empty", {"good": {0: np.full(3, -np.inf)}},
                                                          np.full(5, -np.inf))]
     table = S.aggregate_table(suite, [10, 40], reps=300)
-    assert table["main_budget"] == 40 and table["n_instances"] == 10
-    assert "zz-empty" in table["excluded"]
-    agg = table["aggregate"]
+    assert table.main_budget == 40 and table.n_instances == 10
+    assert "zz-empty" in table.excluded
+    agg = table.aggregate
     assert set(agg) == {"bad", "good", "random"}
     for row in agg.values():
-        assert {"iqm", "iqm_ci", "mean", "mean_ci", "mean_rank", "by_budget"} <= set(row)
-        assert row["iqm_ci"][0] <= row["iqm"] <= row["iqm_ci"][1]
-        assert set(row["by_budget"]) == {"10", "40"}
-    assert agg["good"]["mean_rank"] < agg["random"]["mean_rank"] < agg["bad"]["mean_rank"]
-    assert agg["random"]["mean_ci"][0] < 0 < agg["random"]["mean_ci"][1]  # random ~ its own expectation
-    assert table["friedman_p"] is not None and table["friedman_p"] < 0.01
-    assert table["cd"] == pytest.approx(S.nemenyi_cd(3, 10))
-    verdicts = {(p["a"], p["b"]): p["verdict"] for p in table["pairwise"]}
+        assert row.iqm_ci[0] <= row.iqm <= row.iqm_ci[1]
+        assert set(row.by_budget) == {10, 40} and row.by_budget[40].iqm == row.iqm
+    assert agg["good"].mean_rank < agg["random"].mean_rank < agg["bad"].mean_rank
+    assert agg["random"].mean_ci[0] < 0 < agg["random"].mean_ci[1]  # random ~ its own expectation
+    assert table.friedman_p is not None and table.friedman_p < 0.01
+    assert table.cd == pytest.approx(S.nemenyi_cd(3, 10))
+    verdicts = {(p.a, p.b): p.verdict for p in table.pairwise}
     assert verdicts[("bad", "good")] == "good beats bad"
     assert verdicts[("good", "random")] == "good beats random"
-    json.dumps(S.json_safe(table), allow_nan=False)
+    document = table.to_json()  # summary.json's layout: budgets as string keys, the report's keys
+    assert set(document["aggregate"]["good"]["by_budget"]) == {"10", "40"}
+    assert {"iqm", "iqm_ci", "mean", "mean_ci", "mean_rank", "n_instances", "n_runs", "by_budget"} == set(
+        document["aggregate"]["good"])
+    text = json.dumps(S.json_safe(document), allow_nan=False)
+    assert json.dumps(S.json_safe(S.SuiteSummary.from_json(json.loads(text)).to_json()), allow_nan=False) == text
 
 
 def test_holm_over_the_baseline_family_corrects_only_the_comparisons_with_the_baseline():
     suite = _suite(n_instances=10)
     table = S.aggregate_table(suite, [40], reps=100, baseline="random")
-    rows = {(p["a"], p["b"]): p for p in table["pairwise"]}
+    rows = {(p.a, p.b): p for p in table.pairwise}
     family = [rows[("bad", "random")], rows[("good", "random")]]
-    assert [r["wilcoxon_holm_baseline_p"] for r in family] == pytest.approx(S.holm([r["wilcoxon_p"] for r in family]))
-    assert rows[("bad", "good")]["wilcoxon_holm_baseline_p"] is None
+    assert [r.wilcoxon_holm_baseline_p for r in family] == pytest.approx(S.holm([r.wilcoxon_p for r in family]))
+    assert rows[("bad", "good")].wilcoxon_holm_baseline_p is None
     for r in family:  # a smaller family never corrects more than the family of every pair
-        assert r["wilcoxon_p"] <= r["wilcoxon_holm_baseline_p"] <= r["wilcoxon_holm_p"]
-    assert table["settings"]["baseline"] == "random"
+        assert r.wilcoxon_p <= r.wilcoxon_holm_baseline_p <= r.wilcoxon_holm_p
+    assert table.settings["baseline"] == "random" == table.baseline
     unnamed = S.aggregate_table(suite, [40], reps=100)
-    assert all(p["wilcoxon_holm_baseline_p"] is None for p in unnamed["pairwise"])
+    assert all(p.wilcoxon_holm_baseline_p is None for p in unnamed.pairwise)
 
 
 def test_few_instances_or_no_effect_gives_the_data_cannot_tell():
     same = _suite(n_instances=12, effects={"a": 0.0, "b": 0.0}, seed=5)
-    row = S.aggregate_table(same, [40], reps=300)["pairwise"][0]
-    assert row["diff_iqm_ci"][0] < 0 < row["diff_iqm_ci"][1]
-    assert row["verdict"] == S.VERDICT_CANNOT_TELL
+    row = S.aggregate_table(same, [40], reps=300).pairwise[0]
+    assert row.diff_iqm_ci[0] < 0 < row.diff_iqm_ci[1]
+    assert row.verdict == S.VERDICT_CANNOT_TELL
     few = _suite(n_instances=3, effects={"a": 0.0, "b": 2.0}, seed=5)
-    assert S.aggregate_table(few, [40], reps=200)["pairwise"][0]["verdict"] == S.VERDICT_CANNOT_TELL
+    assert S.aggregate_table(few, [40], reps=200).pairwise[0].verdict == S.VERDICT_CANNOT_TELL
 
 
 # --- paired differences, probability of improvement, profiles ----------------------------------
@@ -426,9 +430,9 @@ def test_suite_plots_write_pngs_with_titles_inside(tmp_path):
     suite = _suite(n_instances=6, budget=20)
     table = S.aggregate_table(suite, [20], reps=100)
     norm = S.normalise_all(suite, [20])
-    ranks = {s: v["mean_rank"] for s, v in table["aggregate"].items()}
+    ranks = {s: v.mean_rank for s, v in table.aggregate.items()}
     figures = [
-        plots.cd_diagram_figure(ranks, table["cd"], table["cd_groups"]),
+        plots.cd_diagram_figure(ranks, table.cd, table.cd_groups),
         plots.performance_profile_figure({s: S.performance_profile([n.at(s, 20) for n in norm], reps=50)
                                           for s in S.searchers_of(norm)}),
         plots.normalised_vs_budget_figure(S.normalised_vs_budget(suite, [5, 10, 20], reps=50)),
@@ -440,7 +444,7 @@ def test_suite_plots_write_pngs_with_titles_inside(tmp_path):
     finally:
         for fig in figures:
             plots.plt.close(fig)
-    assert plots.cd_diagram_plot(ranks, table["cd"], tmp_path / "cd.png", table["cd_groups"]).exists()
+    assert plots.cd_diagram_plot(ranks, table.cd, tmp_path / "cd.png", table.cd_groups).exists()
 
 
 def test_holdout_summary_holm_corrects_the_lift_test_over_the_searchers():
