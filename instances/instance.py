@@ -139,9 +139,9 @@ class Instance:
 
         The data: a file's search-window candles, byte for byte (loads them once). A generated universe
         (``data.synthetic``): the generator's identity (:data:`data.synthetic.GENERATOR_ID`) instead, because its floating-point output differs in the last
-        bits between CPUs (numpy's AVX-512 and AVX2 kernels for exp and log; measured: every synthetic-v1 draw's
-        candle bytes differed between the AMD EPYC and the Intel Xeon container), while the same definition and
-        generator give the same universe, up to that rounding, everywhere."""
+        bits between CPUs (numpy's AVX-512 and AVX2 kernels for exp and log: ``docs/RESULTS.md``, reproducibility
+        across CPUs), while the same definition and generator give the same universe, up to that rounding,
+        everywhere."""
         digest = hashlib.sha256(json.dumps(self.definition(), sort_keys=True).encode())
         if self.universe.split(":")[0] in UNIVERSES:
             digest.update(synthetic.GENERATOR_ID.encode())

@@ -203,11 +203,10 @@ def without_cpu_device_mode() -> Iterator[None]:
 
     Optuna 5.0 wraps every GP ask in ``with torch.device("cpu")`` (against a global CUDA default device, its issue
     #6113). Used as a context manager, ``torch.device`` installs a Python ``TorchFunctionMode``, and every torch call
-    inside (a GP ask makes hundreds of thousands) then goes through a Python ``__torch_function__``: 13 million
-    calls, 425 s of a profiled 707 s run at 40 trials. With the CPU already the default device the mode changes no
-    tensor, so it is left out (the default device is checked at each ask; any other default device gets Optuna's
-    context manager). Same proposals, measured: equal score histories with and without, and about 35% less time
-    (``docs/PERFORMANCE.md``).
+    inside (a GP ask makes hundreds of thousands) then goes through a Python ``__torch_function__``. With the CPU
+    already the default device the mode changes no tensor, so it is left out (the default device is checked at each
+    ask; any other default device gets Optuna's context manager): the same proposals, in less time
+    (``docs/PERFORMANCE.md``; a test checks the proposals are equal).
     """
     import optuna.samplers._gp.sampler as gp_sampler_module
 

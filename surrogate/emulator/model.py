@@ -8,9 +8,8 @@ is calibrated on the held-out rows so that the emulator rejects the share of the
 ``deterministic=True``, fixed seeds): the same rows give the same model text, byte for byte.
 
 Why LightGBM: it handles the cliffs, switches, missing (switched-off) axes and ordinal choices of the joint
-space without a kernel, fits in a second and predicts 1,000 configurations in about 7 ms with both models; the
-other candidate families are measured on the same held-out rows by ``python -m runs.emulator families``
-(numbers in ``docs/log/2026-11-emulator-log.md``).
+space without a kernel, and fits and predicts fast (``docs/PERFORMANCE.md``); the other candidate families are
+compared on the same held-out rows by ``python -m runs.emulator families`` (``docs/RESULTS.md``).
 
 Fidelity is measured at fit time: a seeded random 20% of the instance's rows is held out, models fitted on the
 other 80% are scored on it (Spearman of predicted vs real finite scores, feasibility ROC-AUC, recall of the real
@@ -63,12 +62,9 @@ TREES = {"learning_rate": 0.08, "num_leaves": 7, "min_data_in_leaf": 5, "feature
          "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "extra_trees": True, "rounds": 80}
 REGRESSOR = {"objective": "regression", **TREES}
 CLASSIFIER = {"objective": "binary", **TREES}
-"""Hyperparameters (``rounds``: boosting rounds), chosen by 5-fold cross-validation on smoke datasets of real
-evaluations (docs/log/2026-11-emulator-log.md): over leaves 4-15, minimum leaf sizes 5-40, 50-400 rounds, learning rates
-0.05-0.1, feature fractions 0.5-0.8, with and without extremely randomised splits, fidelity moved by +-0.03 only
-(the landscape's own roughness bounds it); randomised splits were a little better throughout. Rechecked on the
-shipped features (docs/log/2026-11-emulator-log.md): still a plateau. 80 rounds of 7-leaf trees per model: 1,000 configurations
-in about 7 ms (both models and the features) on the 2-core container."""
+"""Hyperparameters (``rounds``: boosting rounds), chosen by 5-fold cross-validation on datasets of real evaluations
+over a grid of leaves, minimum leaf sizes, rounds, learning rates, feature fractions and extremely randomised
+splits (the measurement: ``docs/log/2026-11-emulator-log.md``)."""
 QUANTILES = 257
 """Knots of the finite scores' empirical quantile function kept to map predictions back to scores."""
 
@@ -85,8 +81,8 @@ def features(axes: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
     which LightGBM sends down its own branch, then the number of enabled specialists and, per specialist axis
     (``top_n``, ...), its mean over the enabled specialists (the regime mixture blends them).
 
-    Measured: +0.03 median Spearman and +0.06 median feasibility AUC over the plain encoding on
-    synthetic-v1 (5-fold cross-validation, docs/log/2026-11-emulator-log.md). Spaces without switches: the plain encoding."""
+    Chosen over the plain encoding by 5-fold cross-validation (``docs/log/2026-11-emulator-log.md``). Spaces without
+    switches: the plain encoding."""
     at = {name: j for j, name in enumerate(axes)}
     gated = {at[s]: [at[a] for a in dependent if a in at] for s, dependent in GATED.items() if s in at}
     for name in SPECIALISTS:
