@@ -293,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}
     # an emulated trial is far cheaper than a SQLite commit: emulated experiments default to a journal file
-    # (the measurement: docs/log/2026-11-emulator-log.md)
     default = (f"sqlite:///{folder / 'trials.db'}" if settings["jobs"] <= 1 and objective == "real"
                else f"journal:{folder / 'trials.journal'}")
     storage = args.storage or previous.get("storage") or default
