@@ -9,8 +9,10 @@ are averaged within an instance, intervals resample instances and seeds.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -19,12 +21,14 @@ from typing import Any, Sequence
 import numpy as np
 
 import stats
-from runs import analysis
+from runs import analysis, tables, worker
 from runs.execution import RunSpec, config_instances, instance_of, trial_store
 from runs.results import (
+    Runs,
     holdout_pool,
     holdout_scores,
     instance_results,
+    load_experiment,
     load_runs,
     merge_tsv,
     score_value,
@@ -175,15 +179,25 @@ def cost_table(infos: Sequence[dict[str, Any]]) -> list[str]:
 
 def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, storage: str,
            infos: Sequence[dict[str, Any]]) -> int:
-    """Merge, summarise, plot and report a finished comparison."""
-    from runs import (
-        plots,  # matplotlib: loaded by the process that reports, not by every worker
-    )
-
+    """Merge a live comparison's per-run TSVs into ``trials.tsv`` and write its report (:func:`write_report`)."""
     for spec in specs:  # write any rows this machine lacks (runs done by other workers) from the studies
         trial_store(spec)
     runs = load_runs(specs)
     rows = merge_tsv(specs, folder / "trials.tsv")
+    kind = "emulated" if config.get("objective") == "emulated" else "real"
+    dashboard = dashboard_command(storage)
+    return write_report(specs, config, folder, runs, infos,
+                        f"{rows} {kind} trials in `trials.tsv`; browse them all: `{dashboard}`", browse=dashboard)
+
+
+def write_report(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, runs: Runs,
+                 infos: Sequence[dict[str, Any]], trials_line: str, browse: str | None = None) -> int:
+    """Summarise, plot and report a comparison's ``runs`` (records per instance x searcher x seed) and run ``infos``
+    into ``folder``: ``summary.json``, ``report.md`` (ending with ``trials_line``: where the trials are) and the
+    figures; the holdout scores come from ``folder/holdout.json`` where it holds them (scored and kept there
+    otherwise). Prints the suite table; ``browse``: the command that browses every trial, printed last."""
+    from runs import plots  # matplotlib: loaded by the process that reports, not by every worker
+
     budget = config["budget"]
     searchers = [s for s in config["searchers"] if any(s in runs.get(i, {}) for i in runs)]
     baseline = BASELINE if BASELINE in searchers else None
@@ -230,7 +244,6 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                     **({"emulator": config["emulator"]} if emulated else {}),
                     **({"partial": config["partial"]} if config.get("partial") else {})}
     (folder / "summary.json").write_text(json.dumps(stats.json_safe(summary_json), indent=1, allow_nan=False) + "\n")
-    dashboard = dashboard_command(storage)
     n_instances = len(config["instances"])
     kind = "emulated" if emulated else "real"
     setup = (f"Set-up: {'suite `' + config['suite'] + '`, ' if config.get('suite') else ''}{n_instances} instance"
@@ -300,12 +313,13 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
               "first on a cold instance pays more: compare proposing time, which is the searcher's own.", ""]
     lines += ["Figures: emulated runs.", ""] if emulated else []
     lines += [f"![{p.stem}]({p.name})" for p in figures]
-    lines += ["", f"{rows} {kind} trials in `trials.tsv`; browse them all: `{dashboard}`"]
+    lines += ["", trials_line]
     label = emulated_labels if emulated else (lambda lines: lines)
     (folder / "report.md").write_text("\n".join(label(lines)) + "\n")
     print("\n".join(label(aggregate_section(summary, baseline))))
     print(f"report: {folder / 'report.md'}")
-    print(f"browse every trial: {dashboard}")
+    if browse:
+        print(f"browse every trial: {browse}")
     return 0
 
 
@@ -348,3 +362,39 @@ def dashboard_command(storage: str) -> str:
     if storage.startswith("journal:"):
         return f"optuna-dashboard {storage[len('journal:'):]}"
     return f"optuna-dashboard {storage}"
+
+
+def report_folder(folder: Path, storage: str | None = None) -> int:
+    """Re-write the report of the comparison in ``folder``: a finished comparison kept as tables (no storage read), or
+    a live folder whose runs are all done (its trials from ``storage``, default its ``config.json``'s)."""
+    folder = Path(folder).resolve()
+    config, specs, runs = load_experiment(folder)
+    if tables.is_tables(folder):
+        n = sum(len(records) for by in runs.values() for by_seed in by.values() for records in by_seed.values())
+        kind = "emulated" if config.get("objective") == "emulated" else "real"
+        return write_report(specs, config, folder, runs, tables.read_infos(folder),
+                            f"{n} {kind} trials in `{tables.TRIALS}`, the run infos in `{tables.RUNS}` "
+                            f"(`runs.tables`; their source: `{tables.MANIFEST}`)")
+    if config.get("partial"):
+        raise ValueError(f"{folder}: runs not done ({config['partial']['runs_not_done']}): finish them "
+                         f"(python -m runs.compare --name {config['name']} --resume) or report the whole seeds with "
+                         "--resume --partial --jobs 0")
+    storage = storage or config["storage"]
+    return finish(specs, config, folder, storage, worker.ExperimentQueue(storage, config["name"]).infos())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runs.report FOLDER [--storage URL]``: exit 0 written, 2 not a comparison folder or not finished."""
+    parser = argparse.ArgumentParser(prog="python -m runs.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a comparison folder (runs/out/NAME) or a tables folder (results/NAME)")
+    parser.add_argument("--storage", default=None, help="a live folder's Optuna storage (default: its config.json's)")
+    args = parser.parse_args(argv)
+    try:
+        return report_folder(args.folder, args.storage)
+    except (tables.TablesError, ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

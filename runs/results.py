@@ -27,7 +27,7 @@ from instances.pool import (
     pool_points,
     read_pool,
 )
-from runs import analysis
+from runs import analysis, tables
 from runs.execution import (
     RunSpec,
     canonical,
@@ -37,6 +37,7 @@ from runs.execution import (
     problem_of,
     specs_of,
 )
+from strategy.space import SearchSpace
 
 Runs = dict[str, dict[str, dict[int, list[TrialRecord]]]]
 """``{instance: {searcher: {seed: records in evaluation order}}}``."""
@@ -93,7 +94,7 @@ def holdout_scores(specs: Sequence[RunSpec], runs: Runs, cache_path: Path) -> di
     out: dict[str, dict[str, Any]] = {}
     for definition in dict.fromkeys(spec.instance for spec in specs):
         instance = instance_of(definition)
-        space = problem_of(definition).space
+        space = SearchSpace(instance.space)  # the instance's own space, as its Problem's (no data loaded)
         defaults = holdout_score(instance, space.values(space.base), cache)
         entry = out.setdefault(instance.id, {"defaults": defaults, "winners": {}})
         for searcher, seeds in runs.get(instance.id, {}).items():
@@ -190,7 +191,11 @@ def load_experiment(folder: Path) -> tuple[dict[str, Any], list[RunSpec], Runs]:
 
     An experiment still running (or stopped part-way) is read on its whole seeds only (:func:`whole_seeds`, a run
     being done when its TSV, which grows as the run evaluates, holds the whole budget), with ``config["partial"]``
-    saying so; a ``ValueError`` when no seed is whole."""
+    saying so; a ``ValueError`` when no seed is whole. A finished comparison kept as tables (:mod:`runs.tables`) is
+    read from its tables: every run, no storage needed."""
+    if tables.is_tables(Path(folder)):
+        config = tables.read_config(Path(folder))
+        return config, specs_of(config, config["storage"], Path(folder)), tables.read_runs(Path(folder))
     config_path = Path(folder) / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{folder} is not a runs.compare experiment folder (no config.json)")
