@@ -6,16 +6,17 @@ session's scratch space (``runs/out/``) does not outlive it. Its state is one jo
 rebuilds everything else (the queue, each run's study, the per-run TSVs, the report). So a journal is saved as the
 bytes added since its previous save, each save one xz-compressed part, and restored by concatenating them:
 
-    python -m runs.archive save runs/out/full-real-v1-b100.journal results/full-real-v1-b100
-    python -m runs.archive restore results/full-real-v1-b100 runs/out/full-real-v1-b100.journal
-    python -m runs.compare --storage journal:runs/out/full-real-v1-b100.journal --name full-real-v1-b100 --resume
+    python -m runs.archive save runs/out/NAME.journal results/NAME
+    python -m runs.archive restore results/NAME runs/out/NAME.journal
+    python -m runs.compare --storage journal:runs/out/NAME.journal --name NAME --resume
 
 ``DIR/manifest.json`` lists the parts (file, length in bytes, SHA-256 of the part's bytes) and the SHA-256 of
 the whole archived journal. ``save`` refuses a journal that does not begin with the archived bytes (another
 experiment, or a rewritten file) and archives complete lines only. ``restore`` writes the journal, or extends a
 journal that holds a prefix of the archive, and refuses one that differs; every part is checked against its hash.
 Save after stopping the workers (``kill PID`` on the driver): runs still claimed in a saved journal are taken
-back by the next ``--resume``, which repeats them from their last stored evaluation.
+back by the next ``--resume``, which repeats them from their last stored evaluation. Once the comparison is
+finished, ``python -m runs.export`` keeps it as its derived tables and the journal parts leave the tree.
 """
 from __future__ import annotations
 
