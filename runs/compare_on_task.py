@@ -40,7 +40,7 @@ def gaps(name: str, space: SearchSpace, task_seeds: list[int], budgets: list[int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m runs.compare_on_task", description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="joint")
     parser.add_argument("--task-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100])

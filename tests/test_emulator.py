@@ -348,6 +348,7 @@ def test_build_writes_a_dataset_and_an_emulator_that_refit_bit_for_bit(built, ca
     assert (data.read_bytes(), emulator.read_bytes()) == first
 
 
+@pytest.mark.slow
 def test_report_json_has_one_object_per_instance_with_ranking_fidelity(built, capsys):
     root, common = built
     capsys.readouterr()

@@ -112,6 +112,7 @@ def test_interactions_experiment_reports_the_lift_over_the_phased_sweep_from_its
     assert lifts["n_instances"] == 1 and lifts["wilcoxon_holm_p"] is None  # Wilcoxon needs 2 instances at least
 
 
+@pytest.mark.slow
 def test_an_experiment_on_an_existing_comparison_is_named_after_it(tmp_path):
     """``--source FOLDER`` analyses a finished comparison without searching; its report folder is named after the
     source (not after the default universe) and finds the same best configuration."""

@@ -161,6 +161,7 @@ def _csv_rows(path: Path) -> list[tuple]:
         return [(int(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in list(csv.reader(handle))[1:]]
 
 
+@pytest.mark.slow
 def test_training_killed_with_sigkill_resumes_without_losing_or_repeating(tmp_path):
     """``kill -9`` a training run at a seeded random moment after its first checkpoint, re-run the same command."""
     out = tmp_path / "killed.zip"

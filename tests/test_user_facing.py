@@ -296,6 +296,7 @@ def test_data_synthetic_help_documents_the_json_convention(capsys):
     assert "null" in text and "_reason" in text
 
 
+@pytest.mark.slow
 def test_instances_calibration_report_json_is_strict_with_the_feeds_on_rows(tmp_path):
     command = [sys.executable, "-m", "instances.calibration", "--report", "--json", "--universe", "synthetic-small",
                "--real-dir", str(tmp_path / "absent")]
