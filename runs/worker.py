@@ -51,6 +51,8 @@ from optuna.trial import TrialState
 
 from env import leases
 from env.store import StoreError, open_storage
+from runs.execution import execute as run_spec
+from runs.execution import spec_from_config
 
 QUEUE_SUFFIX = "/_runs"
 
@@ -285,10 +287,7 @@ def work(storage: str, experiment: str, out: Path, progress: Any = None, max_run
 
     ``execute(spec, progress, holder=, check=)`` runs one claim (``runs.execution.execute``).
     """
-    if execute is None:
-        from runs.execution import execute
-    from runs.execution import spec_from_config
-
+    execute = execute or run_spec
     queue = ExperimentQueue(storage, experiment)
     config = queue.config
     if config is None:
