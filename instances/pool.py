@@ -34,6 +34,7 @@ import pandas as pd
 
 from harness import EvalResult, evaluate_holdout
 from harness.contract import REJECT_ANNUALIZED_BELOW
+from harness.metrics import ensemble_score
 from harness.integrity import contract_id
 from instances.instance import Instance
 from instances.problem import Problem
@@ -47,13 +48,40 @@ DEFAULTS_INDEX = -1
 WINDOWS = ("search", "holdout")
 
 
+ANNUAL_GATE = f"annualised return below {REJECT_ANNUALIZED_BELOW:.0%}"
+"""The harness's first hard gate: the base run's annualised return below ``REJECT_ANNUALIZED_BELOW``."""
+CALMAR_GATE = "stress Calmar below 0"
+"""The harness's second hard gate: the stress run's (1.5x fees) Calmar ratio below zero."""
+UNNAMED_GATE = "rejected by harness.ensemble_score (a gate not named here)"
+_PASSING = ({"annualized_return_pct": 0.0}, {"calmar_ratio": 0.0})
+"""Metric values that pass the respective gate (a zero return, a zero stress Calmar)."""
+
+
+def rejection_gates(base: dict[str, float], stress: dict[str, float]) -> list[str]:
+    """The hard gates of :func:`harness.ensemble_score` that reject ``base``/``stress`` metrics, in the harness's
+    order (``[]``: not rejected, or metrics without the gates' inputs).
+
+    Each gate is read from the harness's own function: ``ensemble_score`` is asked again with the other gate's
+    input set to a passing value, so the verdict is the harness's, whatever its thresholds. A rejection that stays
+    with both inputs passing (a gate the harness gained later) is :data:`UNNAMED_GATE`."""
+    if "annualized_return_pct" not in base or "calmar_ratio" not in stress:  # not the harness's metrics
+        return []
+    rejected = -math.inf
+    base = {"max_drawdown_pct": 0.0, "hhi": 0.0, **base}  # the score's other inputs, should a caller lack them
+    if ensemble_score(base, stress) != rejected:
+        return []
+    annual, calmar = {**base, **_PASSING[0]}, {**stress, **_PASSING[1]}
+    if ensemble_score(annual, calmar) == rejected:
+        return [UNNAMED_GATE]
+    return [gate for gate, (b, s) in ((ANNUAL_GATE, (base, calmar)), (CALMAR_GATE, (annual, stress)))
+            if ensemble_score(b, s) == rejected]
+
+
 def rejection_reason(base: dict[str, float], stress: dict[str, float]) -> str:
-    """Why a configuration scored ``-inf`` (the harness's two hard gates), or ``""`` when it did not."""
-    if base.get("annualized_return_pct", 0.0) / 100.0 < REJECT_ANNUALIZED_BELOW:
-        return "annualised return below -50%"
-    if stress.get("calmar_ratio", 0.0) < 0.0:
-        return "stress Calmar below 0"
-    return ""
+    """Why a configuration scored ``-inf``: the first of its :func:`rejection_gates` (what the random pools and the
+    emulator datasets store), or ``""`` when it did not."""
+    gates = rejection_gates(base, stress)
+    return gates[0] if gates else ""
 
 
 def pool_points(instance: Instance, size: int = POOL_SIZE) -> list[tuple[int, dict[str, Any]]]:

@@ -13,8 +13,8 @@ for the user, never for a searcher.
 
 Prints ``{"score": ..., "reason": ..., "base": {...}, "stress": {...}, "contract": ...}``: score
 ``"-inf"`` for a hard rejection, and then ``reason`` names the harness gate(s) that rejected it
-(``"annual return below -50%"``, ``"stress Calmar negative"``, both joined by ``"; "`` when both
-fire; :func:`rejection_reason`); ``reason`` is ``null`` for a finite score. Bad parameters or data:
+(``"annualised return below -50%"``, ``"stress Calmar below 0"``, both joined by ``"; "`` when both
+fire; ``instances.pool.rejection_gates``); ``reason`` is ``null`` for a finite score. Bad parameters or data:
 exit code 2 and a one-line error on stderr. The harness never imports the strategy: this thin
 driver injects it.
 """
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from data import load_universe
-from harness import SEARCH_END, SEARCH_START, WARMUP_DAYS, ensemble_score, evaluate, evaluate_holdout
-from harness.contract import REJECT_ANNUALIZED_BELOW
+from harness import SEARCH_END, SEARCH_START, WARMUP_DAYS, evaluate, evaluate_holdout
 from instances import find_instance
+from instances.pool import rejection_gates
 from strategy import STRATEGIES
 from strategy.space import SearchSpace
 
@@ -48,37 +48,10 @@ def parse_params(text: str) -> dict[str, Any]:
     return params
 
 
-ANNUAL_GATE = f"annual return below {REJECT_ANNUALIZED_BELOW:.0%}"
-"""The harness's first hard gate: the base run's annualised return below ``REJECT_ANNUALIZED_BELOW``."""
-CALMAR_GATE = "stress Calmar negative"
-"""The harness's second hard gate: the stress run's (higher fees) Calmar ratio below zero."""
-_NEUTRAL_ANNUAL, _NEUTRAL_CALMAR = {"annualized_return_pct": 0.0}, {"calmar_ratio": 0.0}
-"""Metric values that pass the respective gate (a zero return, a zero Calmar)."""
-
-
-def rejection_reason(base: dict[str, float], stress: dict[str, float]) -> str | None:
-    """Which hard gate(s) of :func:`harness.ensemble_score` rejected ``base``/``stress``, or None if neither.
-
-    Each gate is read from the harness's own function: ``ensemble_score`` is asked again with the
-    other gate's input set to a passing value, so the verdict is the harness's, whatever its thresholds.
-    Both gates are named (``"; "``-joined) when both fire; a rejection that stays with both inputs
-    passing (a gate the harness gained later) is named as unexplained instead.
-    """
-    rejected = float("-inf")
-    if ensemble_score(base, stress) != rejected:
-        return None
-    if ensemble_score({**base, **_NEUTRAL_ANNUAL}, {**stress, **_NEUTRAL_CALMAR}) == rejected:
-        return "rejected by harness.ensemble_score (a gate not named here)"
-    gates = [gate for gate, (b, s) in ((ANNUAL_GATE, (base, {**stress, **_NEUTRAL_CALMAR})),
-                                       (CALMAR_GATE, ({**base, **_NEUTRAL_ANNUAL}, stress)))
-             if ensemble_score(b, s) == rejected]
-    return "; ".join(gates)
-
-
 def result_json(result) -> dict[str, Any]:
-    """``result.to_json()`` with ``"reason"`` after the score (:func:`rejection_reason`; None when finite)."""
+    """``result.to_json()`` with ``"reason"`` after the score (``instances.pool.rejection_gates``, joined; None when finite)."""
     document = result.to_json()
-    reason = rejection_reason(result.base, result.stress) if result.rejected else None
+    reason = "; ".join(rejection_gates(result.base, result.stress)) if result.rejected else None
     return {"score": document.pop("score"), "reason": reason, **document}
 
 

@@ -224,14 +224,14 @@ def test_evaluate_names_both_gates_of_a_rejection(capsys):
                     "--start", "2025-09-01", "--end", "2025-10-16")
     assert out["score"] == "-inf"
     assert out["base"]["annualized_return_pct"] / 100 < REJECT_ANNUALIZED_BELOW and out["stress"]["calmar_ratio"] < 0
-    assert out["reason"] == "annual return below -50%; stress Calmar negative"
+    assert out["reason"] == "annualised return below -50%; stress Calmar below 0"
 
 
 def test_evaluate_names_the_calmar_gate_of_the_golden_default(capsys, shared_data):
     """The trader-research golden file's default configuration is rejected by the stress Calmar alone."""
     out = _evaluate(capsys, "--data", str(shared_data / "bear_portfolio_candles.csv"), "--end", "2022-09-26",
                     "--strategy", "bear")
-    assert out["score"] == "-inf" and out["reason"] == "stress Calmar negative"
+    assert out["score"] == "-inf" and out["reason"] == "stress Calmar below 0"
 
 
 def test_evaluate_finite_score_has_a_null_reason(capsys):
@@ -241,19 +241,21 @@ def test_evaluate_finite_score_has_a_null_reason(capsys):
 
 def test_rejection_reason_reads_each_gate_of_the_harness():
     from harness.metrics import ensemble_score
-    from runs.evaluate import rejection_reason
+    from instances.pool import rejection_gates, rejection_reason
 
     good_base = {"annualized_return_pct": 10.0, "max_drawdown_pct": -20.0, "hhi": 0.5}
     cases = {
-        ("annual return below -50%",): ({**good_base, "annualized_return_pct": -60.0}, {"calmar_ratio": 0.1}),
-        ("stress Calmar negative",): (good_base, {"calmar_ratio": -0.01}),
-        ("annual return below -50%", "stress Calmar negative"): ({**good_base, "annualized_return_pct": -60.0},
-                                                                 {"calmar_ratio": -1.0}),
+        ("annualised return below -50%",): ({**good_base, "annualized_return_pct": -60.0}, {"calmar_ratio": 0.1}),
+        ("stress Calmar below 0",): (good_base, {"calmar_ratio": -0.01}),
+        ("annualised return below -50%", "stress Calmar below 0"): ({**good_base, "annualized_return_pct": -60.0},
+                                                                    {"calmar_ratio": -1.0}),
         (): (good_base, {"calmar_ratio": 0.0}),
     }
     for gates, (base, stress) in cases.items():
         assert (ensemble_score(base, stress) == -math.inf) == bool(gates)
-        assert rejection_reason(base, stress) == ("; ".join(gates) or None)
+        assert rejection_gates(base, stress) == list(gates)
+        assert rejection_reason(base, stress) == (gates[0] if gates else "")  # the first: what pools store
+    assert rejection_gates({}, {}) == []  # no metrics, no gate to read
 
 
 # --------------------------------------------------------------------------- 5. strict JSON, one table printer
