@@ -190,31 +190,36 @@ def finish(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, stora
                         f"{rows} {kind} trials in `trials.tsv`; browse them all: `{dashboard}`", browse=dashboard)
 
 
-def write_report(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, runs: Runs,
-                 infos: Sequence[dict[str, Any]], trials_line: str, browse: str | None = None) -> int:
-    """Summarise, plot and report a comparison's ``runs`` (records per instance x searcher x seed) and run ``infos``
-    into ``folder``: ``summary.json``, ``report.md`` (ending with ``trials_line``: where the trials are) and the
-    figures; the holdout scores come from ``folder/holdout.json`` where it holds them (scored and kept there
-    otherwise). Prints the suite table; ``browse``: the command that browses every trial, printed last."""
-    from runs import plots  # matplotlib: loaded by the process that reports, not by every worker
+def out_of_sample_section(decay: dict[str, Any], baseline: str | None, emulated: bool) -> list[str]:
+    """The report's out-of-sample section: per searcher its winners' holdout lift over the defaults and decay from
+    the search window (``decay``: :func:`stats.holdout_summary`), and their holdout ranks; one line when emulated."""
+    if emulated:
+        return ["", "## Out of sample", "", "Not scored: the emulator models the search window only."]
+    lines = ["", "## Out of sample (each instance's own holdout)", "",
+             "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | Holm p | holdout - in-sample: "
+             "IQM [95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|---|"]
+    for s in sorted(decay, key=lambda s: (s != baseline, s)):
+        d = decay[s]
+        lines.append(f"| {s} | {d['n_pairs']} | {fmt(d['lift']['iqm'])} {fmt_ci(d['lift']['iqm_ci'])} "
+                     f"(n={d['lift']['n_instances']}) | {fmt(d['lift']['wilcoxon_holm_p'])} | "
+                     f"{fmt(d['decay']['iqm'])} {fmt_ci(d['decay']['iqm_ci'])} "
+                     f"(n={d['decay']['n_instances']}) | {fmt(d['rejected_share'], 2)} |")
+    lines += ["", "Holdout: each run's in-sample winner scored on the instance's holdout window (after the search, by "
+              "the driver); both differences divided by the instance's in-sample range (its optimum minus random "
+              "search's expected best at the full budget, the normalised score's denominator), so 1 = that whole "
+              "range; winners rejected (-inf) on the holdout counted apart, never averaged; n = instances with a "
+              "finite pair (seeds averaged within each): below 5, no claim. Holm p: Wilcoxon signed-rank test of the "
+              "per-instance lifts against zero, Holm-corrected over the searchers in this table."]
+    return lines + holdout_rank_table(decay, baseline)
 
-    budget = config["budget"]
-    searchers = [s for s in config["searchers"] if any(s in runs.get(i, {}) for i in runs)]
-    baseline = BASELINE if BASELINE in searchers else None
-    checkpoints = sorted({c for c in CHECKPOINTS if c < budget} | {budget})
-    results, pool_sources = instance_results(config, runs, budget)
-    summary = stats.aggregate_table(results, checkpoints, main_budget=budget, baseline=baseline)
-    emulated = config.get("objective") == "emulated"
-    holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
-        i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
-    holdout_results = holdout_results_of(holdout, results, budget, config)
-    decay = stats.holdout_summary(holdout_results)
-    wall: dict[str, dict[str, dict[int, float]]] = {}
-    for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
-        per = wall.setdefault(info["instance"], {}).setdefault(info["searcher"], {})
-        per[info["seed"]] = max(per.get(info["seed"], 0.0), info["wall_s"])
-    per_instance = {i: analysis.summarise(seeds, budget, checkpoints, wall=wall.get(i))
-                    for i, seeds in runs.items()}
+
+def draw_figures(folder: Path, runs: Runs, results: Sequence[stats.InstanceResults], summary: stats.SuiteSummary,
+                 holdout_results: Sequence[stats.HoldoutResults], budget: int, checkpoints: Sequence[int],
+                 emulated: bool) -> list[Path]:
+    """The report's PNGs in ``folder``: normalised score vs budget, the CD diagram (with complete blocks), performance
+    profiles and runtime ECDFs (with usable instances), holdout vs in-sample (real runs), best-so-far curves (up to 4
+    instances); returns their paths in the report's order."""
+    from runs import plots  # matplotlib: loaded by the process that reports, not by every worker
 
     figures = [plots.normalised_vs_budget_plot(stats.normalised_vs_budget(results, checkpoints),
                                                folder / "normalised_vs_budget.png")]
@@ -235,6 +240,34 @@ def write_report(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path,
                                            title=f"Best-so-far on {i}{' (emulated)' if emulated else ''} "
                                                  "(median and IQR over seeds)")
                     for i, seeds in runs.items()]
+    return figures
+
+
+def write_report(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path, runs: Runs,
+                 infos: Sequence[dict[str, Any]], trials_line: str, browse: str | None = None) -> int:
+    """Summarise, plot and report a comparison's ``runs`` (records per instance x searcher x seed) and run ``infos``
+    into ``folder``: ``summary.json``, ``report.md`` (ending with ``trials_line``: where the trials are) and the
+    figures; the holdout scores come from ``folder/holdout.json`` where it holds them (scored and kept there
+    otherwise). Prints the suite table; ``browse``: the command that browses every trial, printed last."""
+    budget = config["budget"]
+    searchers = [s for s in config["searchers"] if any(s in runs.get(i, {}) for i in runs)]
+    baseline = BASELINE if BASELINE in searchers else None
+    checkpoints = sorted({c for c in CHECKPOINTS if c < budget} | {budget})
+    results, pool_sources = instance_results(config, runs, budget)
+    summary = stats.aggregate_table(results, checkpoints, main_budget=budget, baseline=baseline)
+    emulated = config.get("objective") == "emulated"
+    holdout = holdout_scores(specs, runs, folder / "holdout.json") if not emulated else {  # the emulator models the
+        i: {"defaults": {"score": None, "window": "not scored: emulated"}, "winners": {}} for i in runs}  # search window
+    holdout_results = holdout_results_of(holdout, results, budget, config)
+    decay = stats.holdout_summary(holdout_results)
+    wall: dict[str, dict[str, dict[int, float]]] = {}
+    for info in infos:  # a shared run's lanes ran side by side: its wall time is the longest lane's
+        per = wall.setdefault(info["instance"], {}).setdefault(info["searcher"], {})
+        per[info["seed"]] = max(per.get(info["seed"], 0.0), info["wall_s"])
+    per_instance = {i: analysis.summarise(seeds, budget, checkpoints, wall=wall.get(i))
+                    for i, seeds in runs.items()}
+
+    figures = draw_figures(folder, runs, results, summary, holdout_results, budget, checkpoints, emulated)
 
     summary_json = {**summary.to_json(), "pool_sources": pool_sources, "holdout": holdout, "holdout_summary": decay,
                     "instances": {i: [asdict(s) for s in ss] for i, ss in per_instance.items()},
@@ -268,25 +301,7 @@ def write_report(specs: Sequence[RunSpec], config: dict[str, Any], folder: Path,
     if summary.n_instances < 5:
         lines += ["", f"With {summary.n_instances} usable instance(s) no claim about searchers can be made: the "
                   "verdicts say \"the data cannot tell\" below 5 instances. Run a suite (`--suite real-v1`)."]
-    if emulated:
-        lines += ["", "## Out of sample", "", "Not scored: the emulator models the search window only."]
-    lines += [] if emulated else ["", "## Out of sample (each instance's own holdout)", "",
-              "| searcher | winners scored | holdout - defaults' holdout: IQM [95% CI] | Holm p | holdout - in-sample: "
-              "IQM [95% CI] | winners rejected on the holdout |", "|---|---|---|---|---|---|"]
-    for s in sorted(decay, key=lambda s: (s != baseline, s)) if not emulated else ():
-        d = decay[s]
-        lines.append(f"| {s} | {d['n_pairs']} | {fmt(d['lift']['iqm'])} {fmt_ci(d['lift']['iqm_ci'])} "
-                     f"(n={d['lift']['n_instances']}) | {fmt(d['lift']['wilcoxon_holm_p'])} | "
-                     f"{fmt(d['decay']['iqm'])} {fmt_ci(d['decay']['iqm_ci'])} "
-                     f"(n={d['decay']['n_instances']}) | {fmt(d['rejected_share'], 2)} |")
-    lines += [] if emulated else ["", "Holdout: each run's in-sample winner scored on the instance's holdout window "
-                                  "(after the search, by the driver); both differences divided by the instance's in-sample "
-                                  "range (its optimum minus random search's expected best at the full budget, the "
-                                  "normalised score's denominator), so 1 = that whole range; winners rejected (-inf) on "
-                                  "the holdout counted apart, never averaged; n = instances with a finite pair (seeds "
-                                  "averaged within each): below 5, no claim. Holm p: Wilcoxon signed-rank test of the per-instance lifts "
-                                  "against zero, Holm-corrected over the searchers in this table."]
-    lines += [] if emulated else holdout_rank_table(decay, baseline)
+    lines += out_of_sample_section(decay, baseline, emulated)
     for i in sorted(per_instance):
         instance = instance_of(config_instances(config)[i])
         split = instance.split
