@@ -51,7 +51,6 @@ from surrogate.emulator.fidelity import (
 from surrogate.emulator.model import EmulatorFile, fit_instance, save
 from surrogate.emulator.problem import emulator_path
 
-RUNS_OUT = Path(__file__).resolve().parent / "out"
 TWIN_SUFFIX = "-emulated"
 SHIPPED_LIMIT = 30_000_000
 """Bytes of datasets and emulators that may be committed (all suites together)."""
@@ -327,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--space", default=None, help="override every instance's space (core, specialists, joint); "
                        "files get a -<space> suffix")
         p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where datasets and emulators are written")
-        p.add_argument("--runs-out", type=Path, default=RUNS_OUT, help="parent folder of runs.compare experiments")
+        p.add_argument("--runs-out", type=Path, default=compare.OUT, help="parent folder of runs.compare experiments")
 
     p = commands.add_parser("build", help="design runs, dataset, emulators")
     common(p)
