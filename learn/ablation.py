@@ -49,14 +49,27 @@ from threadpoolctl import threadpool_limits
 
 from env.gym_env import SLOTS, normalised_regret, regret_scale
 from env.objective import Objective
-from policies.acting import Act, entropy, fixed_rules, learned, make_search_env
+from policies.acting import Act, action_probabilities, choose, fixed_rules, make_search_env
 from policies.ppo import PRETRAINED, drive
+
+
+# ---------------------------------------------------------------------- acting
+def entropy(probs: list[np.ndarray]) -> float:
+    """Entropy (nats) of a decision: the sum over its independent components."""
+    return float(sum(-(p[p > 0] * np.log(p[p > 0])).sum() for p in probs))
+
+
+def learned(model: PPO, greedy: bool) -> Act:
+    def act(observation, env, rng):
+        probs = action_probabilities(model, observation)
+        return choose(probs, greedy, rng), probs
+    return act
+
 
 # ---------------------------------------------------------------------- episodes
 def run_episode(design: str, problem: Any, budget: int, seed: int, act: Act, meta: dict[str, Any],
                 scale: tuple[float, float]) -> tuple[float, list[Any], list[float]]:
     """One search of ``budget`` real (emulated) evaluations: normalised best, the actions taken, their entropies."""
-
     objective = Objective(problem, budget, searcher="ablation", seed=seed)
     env = make_search_env(design, objective, meta)
     actions, entropies = [], []

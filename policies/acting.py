@@ -34,18 +34,6 @@ def choose(probs: list[np.ndarray], greedy: bool, rng: np.random.Generator) -> A
     return picks[0] if len(picks) == 1 else np.array(picks)
 
 
-def entropy(probs: list[np.ndarray]) -> float:
-    """Entropy (nats) of a decision: the sum over its independent components."""
-    return float(sum(-(p[p > 0] * np.log(p[p > 0])).sum() for p in probs))
-
-
-def learned(model: PPO, greedy: bool) -> Act:
-    def act(observation, env, rng):
-        probs = action_probabilities(model, observation)
-        return choose(probs, greedy, rng), probs
-    return act
-
-
 def fixed_rules(design: str, d: int, planning: int, n_bins: int = 11, explore: bool = False) -> dict[str, Act]:
     """The fixed rules compared with a policy of ``design`` (see the module docstring)."""
     if design == "candidates":

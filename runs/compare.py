@@ -287,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {folder} already holds an experiment; pass --resume to continue it or --name for a new one",
               file=sys.stderr)
         return 2
-    queued = args.storage and worker.ExperimentQueue(args.storage, settings["name"]).config
-    if args.resume and not config_path.exists() and not queued:
+    if args.resume and not config_path.exists() and not (  # the storage is consulted only then
+            args.storage and worker.ExperimentQueue(args.storage, settings["name"]).config):
         print(f"error: {_no_experiment(settings['name'], args.out, args.storage)}", file=sys.stderr)
         return 2
     previous = json.loads(config_path.read_text()) if config_path.exists() else {}

@@ -24,7 +24,6 @@ import stats
 from runs import analysis, tables, worker
 from runs.execution import RunSpec, config_instances, instance_of, trial_store
 from runs.results import (
-    Runs,
     holdout_pool,
     holdout_scores,
     instance_results,
@@ -33,6 +32,7 @@ from runs.results import (
     merge_tsv,
     score_value,
 )
+from runs.tables import Runs
 
 BASELINE = "phased"
 
@@ -219,7 +219,9 @@ def draw_figures(folder: Path, runs: Runs, results: Sequence[stats.InstanceResul
     """The report's PNGs in ``folder``: normalised score vs budget, the CD diagram (with complete blocks), performance
     profiles and runtime ECDFs (with usable instances), holdout vs in-sample (real runs), best-so-far curves (up to 4
     instances); returns their paths in the report's order."""
-    from runs import plots  # matplotlib: loaded by the process that reports, not by every worker
+    from runs import (
+        plots,  # matplotlib: loaded by the process that reports, not by every worker
+    )
 
     figures = [plots.normalised_vs_budget_plot(stats.normalised_vs_budget(results, checkpoints),
                                                folder / "normalised_vs_budget.png")]

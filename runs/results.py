@@ -37,10 +37,8 @@ from runs.execution import (
     problem_of,
     specs_of,
 )
+from runs.tables import Runs
 from strategy.space import SearchSpace
-
-Runs = dict[str, dict[str, dict[int, list[TrialRecord]]]]
-"""``{instance: {searcher: {seed: records in evaluation order}}}``."""
 
 
 def load_runs(specs: Sequence[RunSpec]) -> Runs:

@@ -161,7 +161,7 @@ def _read(folder: Path, name: str, table_name: str) -> tuple[pa.Table, dict[str,
     path = Path(folder) / name
     if not path.exists():
         raise TablesError(f"{folder}: no {name} (not a comparison kept as tables; write one with "
-                          "`python -m runs.tables export RUN_FOLDER OUT_FOLDER`)")
+                          "`python -m runs.export RUN_FOLDER OUT_FOLDER`)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:

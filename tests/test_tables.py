@@ -24,7 +24,7 @@ SETUP = ["--universe", "synthetic-small", "--space", "core", "--searcher", "rand
 
 
 def _tsv_runs(folder, config):
-    """The records as ``runs.compare.load_runs`` reads them: every run's TSV through ``TrialRecord.from_row``."""
+    """The records as ``runs.results.load_runs`` reads them (an independent reading): every run's TSV through ``TrialRecord.from_row``."""
     runs = {}
     for definition in config["instances"]:
         for searcher in config["searchers"]:
